@@ -19,9 +19,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -279,10 +279,18 @@ def backbone_spec(name: str) -> BackboneSpec:
     raise BackboneError(f"unknown backbone '{name}'; accepted: {', '.join(BACKBONES)}, or a local directory")
 
 
+def _quiet_transformers() -> None:
+    """No per-load progress bars or 'unused pooler weights' reports: the grid prints its own lines."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_backbone(name: str) -> LoadedBackbone:
     """Load the encoder (without pooler) and tokenizer for ``name``; raises BackboneError with a fix."""
     os.environ.setdefault("HF_HUB_OFFLINE", "0" if hub_online() else "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    _quiet_transformers()
     spec = backbone_spec(name)
     if spec.kind == "random":
         tokenizer = _random_vocab_tokenizer()

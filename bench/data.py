@@ -10,8 +10,8 @@ Each batch is a dict whose keys match the methods' ``train_step`` / ``evaluate_s
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler

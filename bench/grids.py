@@ -33,7 +33,7 @@ class Budget:
 BUDGETS = {
     b.name: b
     for b in [
-        Budget("default", train_cap=2000, select_cap=500, max_epochs=3),
+        Budget("default", train_cap=1000, select_cap=500, max_epochs=3),
         Budget("full", train_cap=None, select_cap=None, max_epochs=None),
         Budget("smoke", train_cap=None, select_cap=None, max_epochs=4, max_len=32),
     ]

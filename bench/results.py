@@ -18,8 +18,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION
-
 COLUMNS = [
     # identity
     "schema_version", "run_id", "created_at", "grid", "task", "backbone", "method", "seed", "budget",
@@ -29,7 +27,7 @@ COLUMNS = [
     # size
     "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct",
     # accuracy
-    "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share",
+    "train_loss", "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share",
     "n_train", "n_select", "n_eval",
     # speed
     "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s", "matmul_peak_flops_per_s",

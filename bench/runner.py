@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench import SCHEMA_VERSION
 from bench.backbones import backbone_spec

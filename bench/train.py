@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from fastNLP import (Accuracy, Callback, Evaluator, LRSchedCallback, Metric, RawTextCallback, TqdmCallback,
-                     Trainer)
+from fastNLP import Accuracy, Callback, Evaluator, LRSchedCallback, Metric, RawTextCallback, TqdmCallback, Trainer
+from fastNLP import logger as fastnlp_logger
 
 from bench import SCHEMA_VERSION
 from bench.backbones import load_backbone
@@ -103,6 +103,25 @@ class KeepBestEpoch(Callback):
             self.best_state = self.model.trainable_state()
 
 
+class LastEpochLoss(Callback):
+    """Mean training loss over the last epoch (accumulated on the device: no per-step sync)."""
+
+    def __init__(self):
+        super().__init__()
+        self.total: torch.Tensor | float = 0.0
+        self.steps = 0
+
+    def on_train_epoch_begin(self, trainer) -> None:
+        self.total, self.steps = 0.0, 0
+
+    def on_before_backward(self, trainer, outputs) -> None:
+        self.total = self.total + outputs["loss"].detach()
+        self.steps += 1
+
+    def mean(self) -> float:
+        return float(self.total) / self.steps if self.steps else float("nan")
+
+
 def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
     warmup = max(1, int(total_steps * warmup_ratio))
 
@@ -126,6 +145,7 @@ def seed_everything(seed: int) -> None:
 
 
 def _progress(enabled: bool, batches_per_epoch: int):
+    fastnlp_logger.setLevel("INFO" if enabled else "ERROR")
     if not enabled:
         return None
     if sys.stderr.isatty():
@@ -174,8 +194,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     loader = train_loader(train_data, budget.batch_size, spec.seed, pad_id, spec.bucketing)
     epochs = hparams["epochs"]
     scheduler = _schedule(optimizer, epochs * len(loader), hparams["warmup_ratio"])
-    timer, keeper = StepTimer(device), KeepBestEpoch(model)
-    callbacks = [timer, keeper, LRSchedCallback(scheduler)]
+    timer, keeper, losses = StepTimer(device), KeepBestEpoch(model), LastEpochLoss()
+    callbacks = [timer, keeper, losses, LRSchedCallback(scheduler)]
     trainer = Trainer(
         model=model, driver="torch", device=spec.device, train_dataloader=loader, optimizers=optimizer,
         n_epochs=epochs, evaluate_dataloaders={"select": eval_loader(select_data, 64, pad_id)},
@@ -201,7 +221,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     return {
         **counts,
         "trainable_pct": round(100.0 * counts["trainable_params"] / counts["total_params"], 4),
-        "acc": round(best["acc"], 6), "acc_last": round(last["acc"], 6),
+        "train_loss": round(losses.mean(), 6), "acc": round(best["acc"], 6), "acc_last": round(last["acc"], 6),
         "acc_select": round(keeper.best_acc, 6), "best_epoch": keeper.best_epoch, "epochs": epochs,
         "majority_rate": round(task.eval.majority_rate(), 6),
         "pred_majority_share": round(best["top_share"], 6),

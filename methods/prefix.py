@@ -15,8 +15,8 @@ the only per-family knowledge: where the attention modules are and what their pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -1,0 +1,373 @@
+"""Reports: markdown tables and PNG plots regenerated from every CSV under ``results/``.
+
+``write_reports(results_dir, out_dir)`` rewrites ``out_dir`` from scratch: ``README.md`` (the index,
+with published reference points kept apart from our numbers) and one page per grid and task, each
+with one table per budget and device, notes on how the numbers were made, and plots. The output
+depends on the rows alone (no rendering timestamps, stable orders, fixed float formats, PNGs without
+metadata), so the same results give byte-identical reports. ``check_reports`` renders into a
+temporary folder and compares, for CI.
+
+Aggregation: runs with ``status == ok`` make the means (mean ± sample std over seeds, medians for
+speed); collapsed and failed runs are counted in their own column and flagged, never averaged in.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.backbones import BACKBONES
+from bench.results import COLUMNS, SchemaError, check_schema
+
+METHOD_ORDER = ["finetune", "prompt", "prefix"]
+NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct", "train_loss",
+           "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share", "n_train",
+           "n_select", "n_eval", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
+           "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
+           "peak_cuda_mem_mb", "threads"]
+
+PUBLISHED = [
+    ("distilbert-base-uncased", "finetune, 10 ep, lr 5e-5, bs 32", "SST-2 dev", "88.42 (771/872)",
+     "fastNLP tutorial E1"),
+    ("distilbert-base-uncased", "prompt, P=20, lr 1e-2, 10 ep, head frozen", "SST-2 dev", "73.74 (643/872)",
+     "fastNLP tutorial E2"),
+    ("distilbert-base-uncased", "finetune", "SST-2 dev", "91.3", "DistilBERT model card"),
+    ("bert-base-uncased", "finetune", "SST-2 dev", "92.7", "DistilBERT model card"),
+    ("MiniLM-L12-H384", "finetune", "SST-2 dev", "93.0", "MiniLM model card"),
+    ("BERT tiny / mini / small / medium", "finetune", "SST-2 GLUE test", "83.2 / 85.9 / 89.7 / 89.6",
+     "google-research/bert README (Turc et al.)"),
+    ("roberta-large", "prompt, 0.003% trainable", "SST-2", "95.3 ± 0.2", "Delta-tuning (Ding et al. 2023), tab. 2"),
+    ("roberta-large", "adapter / BitFit", "SST-2", "95.8 / 95.6", "same table"),
+]
+
+
+# --- loading ------------------------------------------------------------------------------------
+def load_results(results_dir: Path) -> pd.DataFrame:
+    """Every row of every ``*.csv`` under ``results_dir`` (files in name order), numeric columns typed."""
+    frames = []
+    for path in sorted(Path(results_dir).glob("**/*.csv")):
+        check_schema(path)
+        try:
+            frames.append(pd.read_csv(path, dtype=str, keep_default_na=False))
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"cannot read results file {path}: {exc}") from None
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    data = pd.concat(frames, ignore_index=True)
+    for column in NUMERIC:
+        data[column] = pd.to_numeric(data[column], errors="coerce")
+    return data
+
+
+def backbone_size(name: str, fallback: float) -> float:
+    spec = BACKBONES.get(name)
+    return float(spec.approx_params) if spec else float(fallback)
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    base = method.split("-")[0]
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+# --- aggregation --------------------------------------------------------------------------------
+def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per (backbone, method): accuracy over ok seeds, counts of collapsed/failed runs,
+    sizes, median speed, ratios to finetune on the same backbone."""
+    lines = []
+    for (backbone, method), group in rows.groupby(["backbone", "method"], sort=False):
+        ok = group[group["status"] == "ok"]
+        sized = group.dropna(subset=["total_params"])
+        total = sized["total_params"].iloc[0] if len(sized) else float("nan")
+        lines.append({
+            "backbone": backbone, "method": method,
+            "size": backbone_size(backbone, total if total == total else 0),
+            "total_params": total,
+            "trainable_params": sized["trainable_params"].iloc[0] if len(sized) else float("nan"),
+            "trainable_excl_head": sized["trainable_params_excl_head"].iloc[0] if len(sized) else float("nan"),
+            "trainable_pct": sized["trainable_pct"].iloc[0] if len(sized) else float("nan"),
+            "acc_mean": ok["acc"].mean(), "acc_std": ok["acc"].std(ddof=1) if len(ok) > 1 else float("nan"),
+            "acc_last_mean": ok["acc_last"].mean(),
+            "n_ok": len(ok), "n_collapsed": int((group["status"] == "collapsed").sum()),
+            "n_failed": int((group["status"] == "failed").sum()),
+            "majority_rate": group["majority_rate"].dropna().max(),
+            "samples_per_s": ok["train_samples_per_s"].median(),
+            "tokens_per_s": ok["train_tokens_per_s"].median(),
+            "flops_per_s": ok["train_flops_per_s"].median(),
+            "peak_flops": ok["matmul_peak_flops_per_s"].median(),
+            "eval_samples_per_s": ok["eval_samples_per_s"].median(),
+            "peak_mem_mb": ok["peak_mem_mb"].median(),
+            "seeds": sorted(int(s) for s in ok["seed"].dropna()),
+        })
+    table = pd.DataFrame(lines)
+    if table.empty:
+        return table
+    table["method_rank"] = table["method"].map(method_rank)
+    table = table.sort_values(["size", "backbone", "method_rank"], kind="stable").reset_index(drop=True)
+    reference = table[table["method"] == "finetune"].set_index("backbone")
+    table["gap"] = [row.acc_mean - reference["acc_mean"].get(row.backbone, float("nan"))
+                    for row in table.itertuples()]
+    table["speed_ratio"] = [row.samples_per_s / reference["samples_per_s"].get(row.backbone, float("nan"))
+                            for row in table.itertuples()]
+    return table.drop(columns=["method_rank"])
+
+
+# --- formatting ---------------------------------------------------------------------------------
+def _num(value: float, fmt: str, empty: str = "–") -> str:
+    return empty if value != value else format(value, fmt)
+
+
+def _count(value: float) -> str:
+    if value != value:
+        return "–"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{int(value)}"
+
+
+def _accuracy(row) -> str:
+    if row.n_ok == 0:
+        return "–"
+    spread = "" if row.acc_std != row.acc_std else f" ± {100 * row.acc_std:.1f}"
+    return f"{100 * row.acc_mean:.1f}{spread}"
+
+
+def _flags(row) -> str:
+    flags = []
+    if row.n_collapsed:
+        flags.append(f"⚠ {row.n_collapsed} collapsed")
+    if row.n_failed:
+        flags.append(f"✗ {row.n_failed} failed")
+    return ", ".join(flags)
+
+
+def main_table(table: pd.DataFrame) -> str:
+    """The comparison table as markdown (tabulate, pipe format)."""
+    headers = ["backbone", "method", "acc % ↑ (mean ± std)", "seeds", "Δ vs finetune (pts) ↑",
+               "trainable ↓ (+head)", "trainable excl. head ↓", "trainable % ↓", "train samples/s ↑",
+               "train tokens/s ↑", "speed × finetune ↑", "FLOP/s % of matmul peak ↑", "peak mem MB ↓",
+               "not averaged"]
+    body = []
+    for row in table.itertuples():
+        utilisation = 100 * row.flops_per_s / row.peak_flops if row.peak_flops == row.peak_flops and \
+            row.peak_flops else float("nan")
+        body.append([
+            f"{row.backbone} ({_count(row.total_params)})", row.method, _accuracy(row), str(row.n_ok),
+            "ref" if row.method == "finetune" else _num(100 * row.gap, "+.1f"),
+            _count(row.trainable_params), _count(row.trainable_excl_head), _num(row.trainable_pct, ".3g"),
+            _num(row.samples_per_s, ".1f"), _num(row.tokens_per_s, ",.0f"),
+            "ref" if row.method == "finetune" else _num(row.speed_ratio, ".2f"),
+            _num(utilisation, ".0f"), _num(row.peak_mem_mb, ",.0f"), _flags(row),
+        ])
+    return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
+
+
+def _hparams_lines(rows: pd.DataFrame) -> list[str]:
+    lines = []
+    for method, group in sorted(rows.groupby("method"), key=lambda item: method_rank(item[0])):
+        for text in sorted(set(group["hparams"])):
+            values = json.loads(text) if text else {}
+            shown = ", ".join(f"{k}={values[k]}" for k in sorted(values))
+            lines.append(f"- `{method}`: {shown}")
+    return lines
+
+
+def _environment_lines(rows: pd.DataFrame) -> list[str]:
+    def values(column: str) -> str:
+        found = sorted({str(v) for v in rows[column] if str(v) not in ("", "nan")})
+        return ", ".join(found) or "–"
+
+    peak = rows["matmul_peak_flops_per_s"].dropna()
+    peak_text = f"{peak.median() / 1e9:.1f} GFLOP/s (median of runs)" if len(peak) else "–"
+    dirty = (rows["git_dirty"] == "true").sum()
+    return [
+        f"- device: {values('device')}; threads: {values('threads')}; CPU: {values('cpu')}",
+        f"- fp32 matmul peak measured in the same process: {peak_text}",
+        f"- torch {values('torch')}, transformers {values('transformers')}, fastNLP {values('fastnlp')}, "
+        f"python {values('python')}",
+        f"- git sha of the runs: {values('git_sha')}" + (f" ({dirty} run(s) from a modified tree)" if dirty else ""),
+        f"- rows: {len(rows)}, recorded {values('created_at').split(', ')[0]} to "
+        f"{values('created_at').split(', ')[-1]}",
+    ]
+
+
+def _reproduce(grid: str, task: str, budget: str, rows: pd.DataFrame) -> str:
+    seeds = ",".join(str(s) for s in sorted({int(s) for s in rows["seed"].dropna()}))
+    backbones = sorted(set(rows["backbone"]), key=lambda b: backbone_size(b, 0))
+    methods = sorted({m for m in rows["method"]}, key=method_rank)
+    device = sorted(set(rows["device"]))[0]
+    threads = sorted({str(int(t)) for t in rows["threads"].dropna()})
+    parts = [f"python -m bench --grid {grid} --task {task} --budget {budget} --seeds {seeds}",
+             f"--backbones {','.join(backbones)} --methods {','.join(methods)} --device {device}"]
+    if threads:
+        parts.append(f"--threads {threads[0]}")
+    return " ".join(parts)
+
+
+# --- plots ---------------------------------------------------------------------------------------
+def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
+    """Three PNGs next to the page; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "svg.hashsalt": "bench"})
+    names = []
+    methods = sorted(set(table["method"]), key=method_rank)
+    markers = dict(zip(methods, "osD^vP*X" * 4, strict=False))
+
+    def save(fig, suffix: str) -> None:
+        name = f"{stem.name}-{suffix}.png"
+        fig.tight_layout()
+        fig.savefig(stem.parent / name, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        names.append(name)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for method in methods:
+        part = table[(table["method"] == method) & (table["n_ok"] > 0)]
+        if part.empty:
+            continue
+        ax.errorbar(part["total_params"] / 1e6, 100 * part["acc_mean"], yerr=100 * part["acc_std"].fillna(0),
+                    marker=markers[method], capsize=3, label=method)
+    majority = table["majority_rate"].dropna()
+    if len(majority):
+        ax.axhline(100 * majority.max(), color="grey", linestyle=":", label="majority class")
+    ax.set_xscale("log")
+    ax.set_xlabel("backbone parameters (millions, log scale)")
+    ax.set_ylabel("eval accuracy (%), mean ± std over seeds")
+    ax.set_title(f"{title}: accuracy vs backbone size")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, "acc-vs-size")
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for method in methods:
+        part = table[(table["method"] == method) & (table["n_ok"] > 0)]
+        if part.empty:
+            continue
+        ax.errorbar(part["trainable_params"], 100 * part["acc_mean"], yerr=100 * part["acc_std"].fillna(0),
+                    marker=markers[method], linestyle="none", capsize=3, label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters incl. head (log scale)")
+    ax.set_ylabel("eval accuracy (%)")
+    ax.set_title(f"{title}: accuracy vs trainable parameters")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, "acc-vs-trainable")
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    backbones = list(dict.fromkeys(table["backbone"]))
+    width = 0.8 / max(len(methods), 1)
+    for i, method in enumerate(methods):
+        values = [table[(table["backbone"] == b) & (table["method"] == method)]["samples_per_s"].max()
+                  for b in backbones]
+        ax.bar([j + i * width for j in range(len(backbones))], [0 if v != v else v for v in values],
+               width=width, label=method)
+    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(backbones))])
+    ax.set_xticklabels(backbones, rotation=15)
+    ax.set_yscale("log")
+    ax.set_ylabel("training samples/s (median over seeds, log scale)")
+    ax.set_title(f"{title}: training throughput")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    save(fig, "throughput")
+    return names
+
+
+# --- pages ---------------------------------------------------------------------------------------
+def _slug(*parts: str) -> str:
+    return "-".join("".join(c if c.isalnum() or c in "-_" else "_" for c in p) for p in parts)
+
+
+def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str, list[str]]:
+    lines = [f"# Grid `{grid}` on task `{task}`", "",
+             "Generated by `python -m bench report` from `results/`; do not edit by hand. "
+             "Accuracy is on the `eval` split with the epoch chosen on `select`; ↑ / ↓ mark the better "
+             "direction. Only runs with status `ok` are averaged; collapsed (one predicted class) and "
+             "failed runs are counted in the last column.", ""]
+    summary = []
+    sections = rows.groupby(["budget", "device"], sort=True)
+    for (budget, device), part in sections:
+        table = aggregate(part)
+        slug = _slug(grid, task, budget, device)
+        lines += [f"## Budget `{budget}` on `{device}`", "", main_table(table), ""]
+        if task == "mr":
+            lines.append("Task: MR (Rotten Tomatoes sentences, 6,464 train / 1,000 select / 1,066 eval); "
+                         "SST-2 could not be loaded offline, so these are not SST-2 numbers.")
+        sentence = [b for b in dict.fromkeys(table["backbone"]) if b in BACKBONES and BACKBONES[b].sentence_embedding]
+        if sentence:
+            lines.append(f"Backbones {', '.join(sentence)} are sentence-embedding fine-tunes (sentence-"
+                         "transformers), not raw MLM checkpoints. Every method classifies from the mean "
+                         "of the sentence's token states (no pooler).")
+        n_train = sorted({int(v) for v in part["n_train"].dropna()})
+        lines += ["", "Data per run: " + f"train {', '.join(f'{n:,}' for n in n_train) or '–'}, "
+                  f"select {', '.join(sorted({f'{int(v):,}' for v in part['n_select'].dropna()})) or '–'}, "
+                  f"eval {', '.join(sorted({f'{int(v):,}' for v in part['n_eval'].dropna()})) or '–'}.", "",
+                  "Hyper-parameters used:", ""] + _hparams_lines(part)
+        lines += ["", "Environment:", ""] + _environment_lines(part)
+        lines += ["", "Reproduce:", "", "```", _reproduce(grid, task, budget, part), "```", ""]
+        pngs = _plots(table, out_dir / slug, f"{grid}/{task}/{budget}")
+        lines += [f"![{name}]({name})" for name in pngs] + [""]
+        summary.append((budget, device, table))
+    name = f"{_slug(grid, task)}.md"
+    (out_dir / name).write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    best = []
+    for budget, device, table in summary:
+        ok = table[table["n_ok"] > 0]
+        if not ok.empty:
+            top = ok.sort_values(["acc_mean", "method"], ascending=[False, True], kind="stable").iloc[0]
+            best.append(f"{budget}/{device}: best {top['method']} on {top['backbone']} "
+                        f"({100 * top['acc_mean']:.1f}%), {int(table['n_ok'].sum())} ok runs")
+    return name, best
+
+
+def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
+    """Rewrite ``out_dir`` from the results; returns the files written."""
+    rows = load_results(results_dir)
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    index = ["# Reports", "",
+             "Regenerated from every CSV under `results/` by `python -m bench report` (CI checks that this "
+             "folder matches). One page per grid and task:", ""]
+    pages = []
+    if rows.empty:
+        index.append("No results yet: run `python -m bench --grid sizes`.")
+    for (grid, task), part in rows.groupby(["grid", "task"], sort=True):
+        name, best = _page(grid, task, part, out_dir)
+        pages.append(name)
+        index.append(f"- [{grid} / {task}]({name}): " + ("; ".join(best) or "no successful runs"))
+    index += ["", "## Published reference points (other people's numbers, other data and setups)", "",
+              "Never mixed into our tables: different backbones, SST-2 rather than MR, different protocols "
+              "(most pick the best epoch on the split they report).", "",
+              tabulate(PUBLISHED, headers=["backbone", "method", "data", "accuracy %", "source"],
+                       tablefmt="pipe", disable_numparse=True), ""]
+    (out_dir / "README.md").write_text("\n".join(index), encoding="utf-8")
+    return sorted(out_dir.iterdir())
+
+
+def check_reports(results_dir: Path, out_dir: Path) -> int:
+    """0 when ``out_dir`` is exactly what ``write_reports`` makes from ``results_dir``; else 1, with
+    the files that differ."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "reports"
+        write_reports(results_dir, fresh)
+        out_dir = Path(out_dir)
+        have = {p.name for p in out_dir.iterdir()} if out_dir.exists() else set()
+        want = {p.name for p in fresh.iterdir()}
+        differ = sorted((have ^ want) | {n for n in have & want if not filecmp.cmp(out_dir / n, fresh / n,
+                                                                                     shallow=False)})
+    if differ:
+        print(f"reports/ is out of date for: {', '.join(differ)}; run: python -m bench report")
+        return 1
+    print("reports/ matches results/")
+    return 0

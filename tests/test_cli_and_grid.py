@@ -1,0 +1,97 @@
+"""End to end: the smoke grid through the CLI, resuming, failed runs, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.backbones import BackboneError, load_backbone
+from bench.grids import GRIDS, narrow
+from bench.results import read_rows
+from bench.runner import run_grid
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_smoke_grid_runs_records_and_resumes(tmp_path) -> None:
+    results = tmp_path / "runs.csv"
+    command = [sys.executable, "-m", "bench", "--grid", "smoke", "--results", str(results), "--threads", "2"]
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rows = read_rows(results)
+    assert len(rows) == 6
+    assert {r["status"] for r in rows} == {"ok"}
+    for r in rows:
+        assert float(r["train_samples_per_s"]) > 0 and float(r["eval_samples_per_s"]) > 0
+        assert 1 <= int(r["best_epoch"]) <= int(r["epochs"])
+        assert json.loads(r["hparams"])["method"] == r["method"]
+        if r["method"] == "finetune":
+            assert float(r["acc"]) > float(r["majority_rate"]) + 0.2
+    second = subprocess.run(command + ["--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0
+    assert "already recorded" in second.stdout
+    assert len(read_rows(results)) == 6  # nothing re-run, nothing lost
+
+
+def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    grid = narrow(GRIDS["smoke"], methods=["prompt"], backbones=[str(broken), "random-bert-tiny"])
+    results = tmp_path / "runs.csv"
+    run_grid(grid, results, threads=1, progress=False, say=lambda _: None)
+    rows = read_rows(results)
+    statuses = {Path(r["backbone"]).name: r["status"] for r in rows}
+    assert statuses == {"broken-model": "failed", "random-bert-tiny": "ok"}
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert failed["error"] and failed["acc"] == ""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grid", "nope"], "unknown grid 'nope'; accepted: sizes"),
+    (["--grid", "smoke", "--methods", "lora"], "unknown method ['lora']; accepted: finetune"),
+    (["--grid", "smoke", "--backbones", "gpt9"], "unknown backbone ['gpt9']; accepted: minilm-l3"),
+    (["--grid", "smoke", "--task", "imdb"], "unknown task 'imdb'; accepted: auto"),
+    (["--grid", "smoke", "--budget", "huge"], "unknown budget 'huge'; accepted: default"),
+])
+def test_bad_input_is_one_clear_error(argv, message, capsys, tmp_path) -> None:
+    results = tmp_path / "runs.csv"
+    assert main(argv + ["--results", str(results)]) == 2
+    assert message in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_results_file_of_another_schema_is_refused_untouched(tmp_path, capsys) -> None:
+    results = tmp_path / "runs.csv"
+    results.write_text("a,b\n1,2\n")
+    assert main(["--grid", "smoke", "--results", str(results)]) == 2
+    assert "another schema" in capsys.readouterr().err
+    assert results.read_text() == "a,b\n1,2\n"
+
+
+def test_hub_backbone_fails_fast_offline(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("BENCH_ONLINE", raising=False)
+    start = time.perf_counter()
+    with pytest.raises(BackboneError, match="BENCH_ONLINE=1"):
+        load_backbone("bert-tiny")
+    assert time.perf_counter() - start < 20
+
+
+def test_list_shows_every_grid_and_method(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in list(GRIDS) + ["finetune", "prompt", "prefix", "minilm-l3", "mpnet-base", "mr", "sst2"]:
+        assert name in out
+
+
+def test_ruff_is_clean() -> None:
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,142 @@
+"""Method behaviour on tiny random BERT, MPNet and DistilBERT backbones: what trains, what stays
+frozen, that prompts/prefixes change the logits, that padding changes nothing, and exact counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, MPNetConfig, MPNetModel
+
+from methods import METHODS
+
+HIDDEN, LAYERS, VOCAB, LABELS = 32, 2, 50, 2
+
+
+def tiny_backbone(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    common = dict(vocab_size=VOCAB, max_position_embeddings=64, pad_token_id=0)
+    if family == "bert":
+        return BertModel(BertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=4,
+                                    intermediate_size=64, **common), add_pooling_layer=False)
+    if family == "mpnet":
+        return MPNetModel(MPNetConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=4,
+                                      intermediate_size=64, **common), add_pooling_layer=False)
+    return DistilBertModel(DistilBertConfig(dim=HIDDEN, n_layers=LAYERS, n_heads=4, hidden_dim=64, **common))
+
+
+FAMILIES = ["bert", "mpnet", "distilbert"]
+HEAD = HIDDEN * LABELS + LABELS
+
+
+def build(method: str, family: str, **hparams) -> torch.nn.Module:
+    torch.manual_seed(1)
+    return METHODS[method](tiny_backbone(family), LABELS, hparams)
+
+
+def batch() -> dict[str, torch.Tensor]:
+    ids = torch.tensor([[2, 7, 8, 9, 10, 3], [2, 11, 12, 3, 0, 0], [2, 13, 3, 0, 0, 0]])
+    return {"input_ids": ids, "attention_mask": (ids != 0).long(), "target": torch.tensor([0, 1, 1])}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", ["finetune", "prompt", "prefix"])
+@pytest.mark.parametrize("train_head", [True, False])
+def test_only_method_parameters_train(method: str, family: str, train_head: bool) -> None:
+    model = build(method, family, train_head=train_head)
+    model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.5)
+    model.train_step(**batch())["loss"].backward()
+    optimizer.step()
+    for name, param in model.named_parameters():
+        in_backbone = name.startswith("backbone.")
+        in_head = name.startswith("head.")
+        should_train = (method == "finetune" and not in_head) or (in_head and train_head) or \
+            (not in_backbone and not in_head)
+        assert param.requires_grad == should_train, name
+        if should_train:
+            assert param.grad is not None, f"{name} received no gradient"
+            if param.grad.abs().sum() > 0:
+                assert not torch.equal(param, before[name]), f"{name} did not change"
+        else:
+            assert param.grad is None, f"frozen {name} received a gradient"
+            assert torch.equal(param, before[name]), f"frozen {name} changed"
+    # the method's own parameters must all have moved (they are what is being tuned)
+    own = [n for n, _ in model.named_parameters() if not n.startswith(("backbone.", "head."))]
+    assert all(not torch.equal(dict(model.named_parameters())[n], before[n]) for n in own)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", ["prompt", "prefix"])
+def test_prompt_or_prefix_changes_the_output(method: str, family: str) -> None:
+    model = build(method, family).eval()
+    plain = METHODS["finetune"](model.backbone if method == "prompt" else tiny_backbone(family), LABELS).eval()
+    plain.head.load_state_dict(model.head.state_dict())
+    b = batch()
+    with torch.no_grad():
+        states = model.encode(b["input_ids"], b["attention_mask"])
+        logits = model(b["input_ids"], b["attention_mask"])
+        plain_states = plain.encode(b["input_ids"], b["attention_mask"])
+        plain_logits = plain(b["input_ids"], b["attention_mask"])
+        own = next(p for n, p in model.named_parameters() if not n.startswith(("backbone.", "head.")))
+        own.add_(torch.randn_like(own))  # random, not constant: LayerNorm removes a uniform shift
+        shifted_states = model.encode(b["input_ids"], b["attention_mask"])
+        shifted_logits = model(b["input_ids"], b["attention_mask"])
+    assert (states - plain_states).abs().max() > 1e-3
+    assert (states - shifted_states).abs().max() > 1e-3
+    assert not torch.equal(logits, plain_logits) and not torch.equal(logits, shifted_logits)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", ["finetune", "prompt", "prefix"])
+def test_right_padding_does_not_change_logits(method: str, family: str) -> None:
+    model = build(method, family).eval()
+    ids = torch.tensor([[2, 7, 8, 9, 3]])
+    padded = torch.tensor([[2, 7, 8, 9, 3, 0, 0, 0, 0]])
+    with torch.no_grad():
+        alone = model(ids, torch.ones_like(ids))
+        in_padding = model(padded, (padded != 0).long())
+        b = batch()
+        in_batch = model(b["input_ids"], b["attention_mask"])[1]
+        second = model(b["input_ids"][1:2, :4], b["attention_mask"][1:2, :4])[0]
+    torch.testing.assert_close(alone, in_padding, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(in_batch, second, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trainable_counts_match_closed_form(family: str) -> None:
+    backbone_params = sum(p.numel() for p in tiny_backbone(family).parameters())
+    prompt = build("prompt", family, prompt_len=5).parameter_counts()
+    assert prompt["trainable_params_excl_head"] == 5 * HIDDEN
+    assert prompt["trainable_params"] == 5 * HIDDEN + HEAD
+    prefix = build("prefix", family, prefix_len=7).parameter_counts()
+    assert prefix["trainable_params_excl_head"] == 7 * LAYERS * 2 * HIDDEN
+    assert prefix["trainable_params"] == 7 * LAYERS * 2 * HIDDEN + HEAD
+    projected = build("prefix", family, prefix_len=7, projection=True, projection_hidden=16).parameter_counts()
+    assert projected["trainable_params_excl_head"] == 7 * HIDDEN + (HIDDEN * 16 + 16) + (16 * LAYERS * 2 * HIDDEN
+                                                                                         + LAYERS * 2 * HIDDEN)
+    finetune = build("finetune", family).parameter_counts()
+    assert finetune["trainable_params"] == backbone_params + HEAD == finetune["total_params"]
+    frozen_head = build("prompt", family, prompt_len=5, train_head=False).parameter_counts()
+    assert frozen_head["trainable_params"] == frozen_head["trainable_params_excl_head"] == 5 * HIDDEN
+
+
+def test_prefix_projection_trains_and_changes_logits() -> None:
+    model = build("prefix", "bert", projection=True, projection_hidden=16)
+    model.train_step(**batch())["loss"].backward()
+    assert model.prefix_tokens.grad is not None and model.prefix_tokens.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.projection.parameters())
+
+
+def test_unknown_hyperparameter_is_refused() -> None:
+    with pytest.raises(ValueError, match="accepted"):
+        build("prompt", "bert", prompt_length=3)
+
+
+def test_duplicate_registration_is_refused() -> None:
+    from methods.base import Method, register
+
+    with pytest.raises(ValueError, match="already registered"):
+        @register("prompt")
+        class Again(Method):  # noqa: F841
+            defaults = dict(METHODS["prompt"].defaults)
