@@ -1,0 +1,1 @@
+"""Throughput benchmarks and the regression check (see check.py)."""

@@ -1,0 +1,120 @@
+"""Loop speed figures, each a ratio measured within one run (A and B interleaved, medians):
+
+1. fastNLP loop overhead: one epoch through the harness's fastNLP ``Trainer`` against a plain PyTorch
+   loop over the very same batches, model and optimizer settings (target: at most 3%).
+2. Length bucketing: one training epoch on MR with length-bucketed batches against random batches,
+   and sorted against random evaluation batches.
+3. The machine's fp32 matmul peak at the pinned thread count, for scale.
+
+    python -m benchmarks.speed [--backbone minilm-l3] [--threads 2] [--repeats 5] [--json out.json]
+
+Run it on a quiet machine: nothing else should be running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+from fastNLP import Trainer
+from fastNLP import logger as fastnlp_logger
+
+from bench.backbones import load_backbone
+from bench.data import encode_split, eval_loader, train_loader
+from bench.measure import matmul_peak_flops
+from bench.tasks import load_task
+from bench.train import seed_everything
+from methods import METHODS
+
+
+def _model(backbone: str, method: str):
+    seed_everything(0)
+    loaded = load_backbone(backbone)
+    return METHODS[method](loaded.model, 2), loaded.tokenizer
+
+
+def _plain_epoch(model, loader, lr: float) -> float:
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=lr)
+    model.train()
+    start = time.perf_counter()
+    for batch in loader:
+        model.train_step(**batch)["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def _fastnlp_epoch(model, loader, lr: float) -> float:
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=lr)
+    trainer = Trainer(model=model, driver="torch", device="cpu", train_dataloader=loader, optimizers=optimizer,
+                      n_epochs=1, progress_bar=None, torch_kwargs={"set_grad_to_none": True})
+    start = time.perf_counter()
+    trainer.run()
+    return time.perf_counter() - start
+
+
+def _eval_pass(model, loader) -> float:
+    model.eval()
+    start = time.perf_counter()
+    for batch in loader:
+        model.evaluate_step(**batch)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="minilm-l3")
+    parser.add_argument("--method", default="finetune")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--examples", type=int, default=640, help="MR training examples per epoch")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    fastnlp_logger.setLevel("ERROR")
+    task = load_task("mr")
+    model, tokenizer = _model(args.backbone, args.method)
+    pad = tokenizer.pad_token_id or 0
+    data = encode_split(tokenizer, task.train.head(args.examples), 64)
+    eval_data = encode_split(tokenizer, task.eval, 64)
+    lr = 1e-6  # tiny: the model barely moves between repeats, so each epoch does the same work
+
+    times: dict[str, list[float]] = {k: [] for k in ("plain", "fastnlp", "bucketed", "random", "eval_sorted",
+                                                     "eval_random")}
+    _plain_epoch(model, train_loader(data, 32, 0, pad), lr)  # warm-up
+    for repeat in range(args.repeats):
+        # same seed: identical batches for the plain and the fastNLP epoch
+        pair = [("plain", _plain_epoch), ("fastnlp", _fastnlp_epoch)]
+        for name, run in pair if repeat % 2 == 0 else pair[::-1]:
+            times[name].append(run(model, train_loader(data, 32, repeat, pad), lr))
+        for name, bucketing in (("bucketed", True), ("random", False)):
+            times[name].append(_plain_epoch(model, train_loader(data, 32, repeat, pad, bucketing), lr))
+        times["eval_sorted"].append(_eval_pass(model, eval_loader(eval_data, 64, pad)))
+        random_eval = train_loader(eval_data, 64, repeat, pad, bucketing=False)
+        times["eval_random"].append(_eval_pass(model, random_eval))
+        print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              flush=True)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    figures = {
+        "backbone": args.backbone, "method": args.method, "threads": args.threads, "repeats": args.repeats,
+        "examples": args.examples, "torch": torch.__version__,
+        "fastnlp_overhead_pct": round(100 * (median["fastnlp"] / median["plain"] - 1), 2),
+        "bucketing_speedup": round(median["random"] / median["bucketed"], 3),
+        "sorted_eval_speedup": round(median["eval_random"] / median["eval_sorted"], 3),
+        "median_seconds": {k: round(v, 3) for k, v in median.items()},
+        "matmul_peak_gflops": round(matmul_peak_flops(torch.device("cpu")) / 1e9, 1),
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Reports: aggregation over seeds, failed/collapsed runs kept out of means, ordering, byte-identical
+re-rendering, and the committed reports matching the committed results."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.compare import compare
+from bench.report import aggregate, check_reports, load_results, main_table, write_reports
+from bench.results import append_row
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_row(backbone: str, method: str, seed: int, acc: float, status: str = "ok", **extra) -> dict:
+    trainable = {"finetune": 22_000_000, "prompt": 6_914, "prefix": 74_498}[method]
+    row = {"schema_version": 1, "run_id": f"{backbone}-{method}-{seed}-{status}", "grid": "sizes",
+           "task": "mr", "backbone": backbone, "method": method, "seed": seed, "budget": "default",
+           "hparams": json.dumps({"lr": 0.01, "method": method}), "git_sha": "abc", "git_dirty": False,
+           "created_at": f"2026-01-0{seed + 1}T00:00:00+00:00", "total_params": 22_600_000,
+           "trainable_params": trainable, "trainable_params_excl_head": trainable - 770,
+           "trainable_pct": 100 * trainable / 22_600_000, "majority_rate": 0.5, "device": "cpu", "threads": 2,
+           "train_samples_per_s": 50.0 + seed, "train_tokens_per_s": 1500.0, "train_flops_per_s": 1e9,
+           "matmul_peak_flops_per_s": 1e10, "eval_samples_per_s": 300.0, "peak_mem_mb": 900.0,
+           "torch": "2.13.0", "transformers": "5.24.0", "fastnlp": "1.0.1", "python": "3.11.7", "cpu": "x",
+           "status": status}
+    if status != "failed":
+        row["acc"] = acc
+        row["acc_last"] = acc
+    row.update(extra)
+    return row
+
+
+@pytest.fixture
+def results_dir(tmp_path) -> Path:
+    path = tmp_path / "results" / "runs.csv"
+    for seed, acc in enumerate([0.80, 0.82, 0.84]):
+        append_row(path, make_row("minilm-l6", "finetune", seed, acc))
+        append_row(path, make_row("minilm-l6", "prefix", seed, acc - 0.05))
+    append_row(path, make_row("minilm-l6", "prefix", 3, 0.5, status="collapsed"))
+    append_row(path, make_row("minilm-l6", "prefix", 4, 0.0, status="failed", error="boom"))
+    append_row(path, make_row("minilm-l3", "prompt", 0, 0.70, train_samples_per_s=120.0))
+    append_row(path, make_row("minilm-l3", "finetune", 0, 0.72, train_samples_per_s=60.0))
+    return path.parent
+
+
+def test_aggregation_keeps_failed_and_collapsed_out_of_the_means(results_dir) -> None:
+    table = aggregate(load_results(results_dir))
+    prefix = table[(table.backbone == "minilm-l6") & (table.method == "prefix")].iloc[0]
+    assert prefix.n_ok == 3 and prefix.n_collapsed == 1 and prefix.n_failed == 1
+    assert prefix.acc_mean == pytest.approx(0.77)
+    assert prefix.acc_std == pytest.approx(0.02)  # sample std of 0.75, 0.77, 0.79
+    assert prefix.gap == pytest.approx(-0.05)
+    assert prefix.samples_per_s == pytest.approx(51.0)  # median over ok seeds 50, 51, 52
+    l3_prompt = table[(table.backbone == "minilm-l3") & (table.method == "prompt")].iloc[0]
+    assert l3_prompt.speed_ratio == pytest.approx(2.0)
+    assert l3_prompt.acc_std != l3_prompt.acc_std  # one seed: no std, shown without ±
+
+
+def test_rows_are_ordered_by_backbone_size_then_method(results_dir) -> None:
+    table = aggregate(load_results(results_dir))
+    assert list(zip(table.backbone, table.method, strict=True)) == [
+        ("minilm-l3", "finetune"), ("minilm-l3", "prompt"), ("minilm-l6", "finetune"), ("minilm-l6", "prefix")]
+    text = main_table(table)
+    assert "77.0 ± 2.0" in text and "⚠ 1 collapsed, ✗ 1 failed" in text and "| -5.0 " in text
+
+
+def test_render_is_byte_identical(results_dir, tmp_path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_reports(results_dir, first)
+    write_reports(results_dir, second)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert "README.md" in names and "sizes-mr.md" in names and any(n.endswith(".png") for n in names)
+    _, mismatch, errors = filecmp.cmpfiles(first, second, names, shallow=False)
+    assert not mismatch and not errors
+    assert check_reports(results_dir, first) == 0
+    (first / "sizes-mr.md").write_text("edited by hand\n")
+    assert check_reports(results_dir, first) == 1
+
+
+def test_page_carries_notes_and_reference_points(results_dir, tmp_path) -> None:
+    out = tmp_path / "reports"
+    write_reports(results_dir, out)
+    page = (out / "sizes-mr.md").read_text()
+    assert "sentence-embedding fine-tunes" in page and "not SST-2 numbers" in page
+    assert "python -m bench --grid sizes --task mr --budget default" in page
+    index = (out / "README.md").read_text()
+    assert "73.74" in index and "other people's numbers" in index
+
+
+def test_compare_prints_ratios(results_dir, tmp_path) -> None:
+    after = tmp_path / "after.csv"
+    append_row(after, make_row("minilm-l3", "finetune", 0, 0.74, train_samples_per_s=90.0))
+    text = compare(str(results_dir / "runs.csv"), str(after))
+    line = next(x for x in text.splitlines() if "minilm-l3 | finetune" in x)
+    assert "| 1.50 |" in line and "0.7200" in line and "0.7400" in line
+
+
+def test_committed_reports_match_committed_results() -> None:
+    if not any((ROOT / "results").glob("*.csv")):
+        pytest.skip("no committed results yet")
+    assert check_reports(ROOT / "results", ROOT / "reports") == 0, "run: python -m bench report"
