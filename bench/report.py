@@ -230,38 +230,30 @@ def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
         plt.close(fig)
         names.append(name)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for method in methods:
-        part = table[(table["method"] == method) & (table["n_ok"] > 0)]
-        if part.empty:
-            continue
-        ax.errorbar(part["total_params"] / 1e6, 100 * part["acc_mean"], yerr=100 * part["acc_std"].fillna(0),
-                    marker=markers[method], capsize=3, label=method)
-    majority = table["majority_rate"].dropna()
-    if len(majority):
-        ax.axhline(100 * majority.max(), color="grey", linestyle=":", label="majority class")
-    ax.set_xscale("log")
-    ax.set_xlabel("backbone parameters (millions, log scale)")
-    ax.set_ylabel("eval accuracy (%), mean ± std over seeds")
-    ax.set_title(f"{title}: accuracy vs backbone size")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save(fig, "acc-vs-size")
+    def accuracy_plot(x: pd.Series, xlabel: str, what: str, suffix: str, connect: bool) -> None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        for method in methods:
+            chosen = (table["method"] == method) & (table["n_ok"] > 0)
+            if not chosen.any():
+                continue
+            part = table[chosen]
+            ax.errorbar(x[chosen], 100 * part["acc_mean"], yerr=100 * part["acc_std"].fillna(0),
+                        marker=markers[method], capsize=3, label=method, linestyle="-" if connect else "none")
+        majority = table["majority_rate"].dropna()
+        if len(majority):
+            ax.axhline(100 * majority.max(), color="grey", linestyle=":", label="majority class")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("eval accuracy (%), mean ± std over seeds")
+        ax.set_title(f"{title}: accuracy vs {what}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        save(fig, suffix)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for method in methods:
-        part = table[(table["method"] == method) & (table["n_ok"] > 0)]
-        if part.empty:
-            continue
-        ax.errorbar(part["trainable_params"], 100 * part["acc_mean"], yerr=100 * part["acc_std"].fillna(0),
-                    marker=markers[method], linestyle="none", capsize=3, label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters incl. head (log scale)")
-    ax.set_ylabel("eval accuracy (%)")
-    ax.set_title(f"{title}: accuracy vs trainable parameters")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save(fig, "acc-vs-trainable")
+    accuracy_plot(table["total_params"] / 1e6, "backbone parameters (millions, log scale)", "backbone size",
+                  "acc-vs-size", connect=True)
+    accuracy_plot(table["trainable_params"], "trainable parameters incl. head (log scale)",
+                  "trainable parameters", "acc-vs-trainable", connect=False)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     backbones = list(dict.fromkeys(table["backbone"]))

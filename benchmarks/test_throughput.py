@@ -15,15 +15,8 @@ ROUNDS, WARMUP = 25, 3
 
 @pytest.mark.parametrize("workload", WORKLOADS)
 @pytest.mark.parametrize("backbone", BACKBONES)
-def test_train_step(benchmark, backbone: str, workload: str) -> None:
-    step = train_step(backbone, workload)
-    benchmark.extra_info.update(phase="train", backbone=backbone, workload=workload)
-    benchmark.pedantic(step, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP)
-
-
-@pytest.mark.parametrize("workload", WORKLOADS)
-@pytest.mark.parametrize("backbone", BACKBONES)
-def test_eval_step(benchmark, backbone: str, workload: str) -> None:
-    step = eval_step(backbone, workload)
-    benchmark.extra_info.update(phase="eval", backbone=backbone, workload=workload)
+@pytest.mark.parametrize("phase", ["train", "eval"])
+def test_step(benchmark, phase: str, backbone: str, workload: str) -> None:
+    step = (train_step if phase == "train" else eval_step)(backbone, workload)
+    benchmark.extra_info.update(phase=phase, backbone=backbone, workload=workload)
     benchmark.pedantic(step, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP)

@@ -9,7 +9,7 @@ same backbone, measured in the same process, cancels most of the machine's speed
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
