@@ -84,10 +84,12 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         ok = group[group["status"] == "ok"]
         sized = group.dropna(subset=["total_params"])
         total = sized["total_params"].iloc[0] if len(sized) else float("nan")
+        # the backbone's own size: its smallest total over methods (prompt/prefix add their vectors)
+        own = rows[(rows["backbone"] == backbone)]["total_params"].min()
         lines.append({
             "backbone": backbone, "method": method,
             "size": backbone_size(backbone, total if total == total else 0),
-            "total_params": total,
+            "total_params": total, "backbone_params": own,
             "trainable_params": sized["trainable_params"].iloc[0] if len(sized) else float("nan"),
             "trainable_excl_head": sized["trainable_params_excl_head"].iloc[0] if len(sized) else float("nan"),
             "trainable_pct": sized["trainable_pct"].iloc[0] if len(sized) else float("nan"),
@@ -158,7 +160,7 @@ def main_table(table: pd.DataFrame) -> str:
         utilisation = 100 * row.flops_per_s / row.peak_flops if row.peak_flops == row.peak_flops and \
             row.peak_flops else float("nan")
         body.append([
-            f"{row.backbone} ({_count(row.total_params)})", row.method, _accuracy(row), str(row.n_ok),
+            f"{row.backbone} ({_count(row.backbone_params)})", row.method, _accuracy(row), str(row.n_ok),
             "ref" if row.method == "finetune" else _num(100 * row.gap, "+.1f"),
             _count(row.trainable_params), _count(row.trainable_excl_head), _num(row.trainable_pct, ".3g"),
             _num(row.samples_per_s, ".1f"), _num(row.tokens_per_s, ",.0f"),
@@ -192,7 +194,7 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         f"- torch {values('torch')}, transformers {values('transformers')}, fastNLP {values('fastnlp')}, "
         f"python {values('python')}",
         f"- git sha of the runs: {values('git_sha')}" + (f" ({dirty} run(s) from a modified tree)" if dirty else ""),
-        f"- rows: {len(rows)}, recorded {values('created_at').split(', ')[0]} to "
+        f"- rows: {len(rows)}, runs started from {values('created_at').split(', ')[0]} to "
         f"{values('created_at').split(', ')[-1]}",
     ]
 
@@ -217,6 +219,7 @@ def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     plt.rcParams.update({"font.size": 9, "svg.hashsalt": "bench"})
     names = []
@@ -230,7 +233,7 @@ def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
         plt.close(fig)
         names.append(name)
 
-    def accuracy_plot(x: pd.Series, xlabel: str, what: str, suffix: str, connect: bool) -> None:
+    def accuracy_plot(x: pd.Series, xlabel: str, what: str, suffix: str, connect: bool, plain_ticks: bool) -> None:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for method in methods:
             chosen = (table["method"] == method) & (table["n_ok"] > 0)
@@ -243,6 +246,9 @@ def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
         if len(majority):
             ax.axhline(100 * majority.max(), color="grey", linestyle=":", label="majority class")
         ax.set_xscale("log")
+        if plain_ticks:  # 20, 50, 100 rather than 2x10^1
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("eval accuracy (%), mean ± std over seeds")
         ax.set_title(f"{title}: accuracy vs {what}")
@@ -250,10 +256,12 @@ def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
         ax.grid(alpha=0.3)
         save(fig, suffix)
 
-    accuracy_plot(table["total_params"] / 1e6, "backbone parameters (millions, log scale)", "backbone size",
-                  "acc-vs-size", connect=True)
+    accuracy_plot(table["backbone_params"] / 1e6, "backbone parameters (millions, log scale)", "backbone size",
+                  "acc-vs-size", connect=True,
+                  plain_ticks=True)
     accuracy_plot(table["trainable_params"], "trainable parameters incl. head (log scale)",
-                  "trainable parameters", "acc-vs-trainable", connect=False)
+                  "trainable parameters", "acc-vs-trainable", connect=False,
+                  plain_ticks=False)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     backbones = list(dict.fromkeys(table["backbone"]))

@@ -97,8 +97,9 @@ def test_compare_prints_ratios(results_dir, tmp_path) -> None:
     after = tmp_path / "after.csv"
     append_row(after, make_row("minilm-l3", "finetune", 0, 0.74, train_samples_per_s=90.0))
     text = compare(str(results_dir / "runs.csv"), str(after))
-    line = next(x for x in text.splitlines() if "minilm-l3 | finetune" in x)
-    assert "| 1.50 |" in line and "0.7200" in line and "0.7400" in line
+    cells = next([c.strip() for c in x.split("|")] for x in text.splitlines() if "minilm-l3" in x)
+    assert cells[6:8] == ["minilm-l3", "finetune"]
+    assert cells[8:14] == ["0.7200", "0.7400", "60.0", "90.0", "1.50", "1.00"]
 
 
 def test_committed_reports_match_committed_results() -> None:
