@@ -16,6 +16,7 @@ training loss exactly on the same platform (same torch, CPU model and Python), a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
@@ -73,13 +74,26 @@ def accuracy_guard() -> dict[str, dict[str, float]]:
             or "nan"), "train_loss": float(r["train_loss"] or "nan"), "status": r["status"]} for r in rows}
 
 
+def cpu_flags_digest() -> str:
+    """A short hash of the CPU feature flags: the same name can hide different vector units, and those
+    pick different kernels (and so different rounding)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return hashlib.sha256(" ".join(sorted(line.split(":", 1)[1].split())).encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return "unknown"
+
+
 def platform_key() -> dict[str, str]:
+    """What must match for the accuracy guard to demand bit-identical results."""
     import torch
 
     from bench.results import cpu_name
 
     return {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_name(),
-            "machine": platform.machine()}
+            "cpu_flags": cpu_flags_digest(), "machine": platform.machine()}
 
 
 def compare(baseline: dict, measured: dict[str, float], guard: dict) -> list[str]:
