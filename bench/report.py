@@ -7,7 +7,8 @@ depends on the rows alone (no rendering timestamps, stable orders, fixed float f
 metadata), so the same results give byte-identical reports. ``check_reports`` renders into a
 temporary folder and compares, for CI.
 
-Aggregation: runs with ``status == ok`` make the means (mean ± sample std over seeds, medians for
+Aggregation: of rows sharing a ``run_id`` (a ``--rerun``) only the last counts; runs with
+``status == ok`` make the means (mean ± sample std over seeds, medians for
 speed); collapsed and failed runs are counted in their own column and flagged, never averaged in.
 """
 
@@ -60,6 +61,9 @@ def load_results(results_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     data = pd.concat(frames, ignore_index=True)
+    # A --rerun appends a second row with the same run_id: the later row supersedes the earlier one
+    # (the CSV keeps both as history).
+    data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
     for column in NUMERIC:
         data[column] = pd.to_numeric(data[column], errors="coerce")
     return data

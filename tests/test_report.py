@@ -61,6 +61,14 @@ def test_aggregation_keeps_failed_and_collapsed_out_of_the_means(results_dir) ->
     assert l3_prompt.acc_std != l3_prompt.acc_std  # one seed: no std, shown without ±
 
 
+def test_a_rerun_supersedes_the_earlier_row(results_dir) -> None:
+    path = results_dir / "runs.csv"
+    append_row(path, make_row("minilm-l3", "finetune", 0, 0.75, train_samples_per_s=66.0))  # same run_id
+    table = aggregate(load_results(results_dir))
+    finetune = table[(table.backbone == "minilm-l3") & (table.method == "finetune")].iloc[0]
+    assert finetune.n_ok == 1 and finetune.acc_mean == pytest.approx(0.75) and finetune.samples_per_s == 66.0
+
+
 def test_rows_are_ordered_by_backbone_size_then_method(results_dir) -> None:
     table = aggregate(load_results(results_dir))
     assert list(zip(table.backbone, table.method, strict=True)) == [
