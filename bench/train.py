@@ -207,10 +207,11 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     train_s = time.perf_counter() - train_start
 
     eval_dl = eval_loader(eval_data, 64, pad_id)
-    last, _ = _evaluate(model, eval_dl, spec.device, task.num_labels)
-    if keeper.best_state is not None:
+    last, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
+    best = last  # when the last epoch is the selected one, the model already holds its state
+    if keeper.best_state is not None and keeper.best_epoch != epochs:
         model.load_trainable_state(keeper.best_state)
-    best, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
+        best, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
     memory = peak_memory_mb(device)
 
     backbone_trains = any(p.requires_grad for p in model.backbone.parameters())
