@@ -10,6 +10,9 @@ temporary folder and compares, for CI.
 Aggregation: of rows sharing a ``run_id`` (a ``--rerun``) only the last counts; runs with
 ``status == ok`` make the means (mean ± sample std over seeds, medians for
 speed); collapsed and failed runs are counted in their own column and flagged, never averaged in.
+Speeds measured on different CPUs are never pooled: each table takes its speed columns from the runs
+on one CPU (the one with the most ok runs in it, see ``speed_cpu``); runs on other CPUs count toward
+accuracy only, and the page says so.
 """
 
 from __future__ import annotations
@@ -80,12 +83,26 @@ def method_rank(method: str) -> tuple[int, str]:
 
 
 # --- aggregation --------------------------------------------------------------------------------
+def speed_cpu(rows: pd.DataFrame) -> str | None:
+    """The CPU whose runs give a table's speed columns: the one with the most ok runs (ties: by name)."""
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        return None
+    counts = ok["cpu"].value_counts()
+    return sorted(counts.index, key=lambda cpu: (-counts[cpu], cpu))[0]
+
+
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per (backbone, method): accuracy over ok seeds, counts of collapsed/failed runs,
-    sizes, median speed, ratios to finetune on the same backbone."""
+    sizes, median speed over the ok runs on ``speed_cpu(rows)``, ratios to finetune on the same backbone."""
     lines = []
+    timing_cpu = speed_cpu(rows)
     for (backbone, method), group in rows.groupby(["backbone", "method"], sort=False):
         ok = group[group["status"] == "ok"]
+        timed = ok[ok["cpu"] == timing_cpu]
+        # FLOP/s as a share of the matmul peak measured in the same process, per run, then the median
+        utilisation = (timed["train_flops_per_s"] / timed["matmul_peak_flops_per_s"].where(
+            timed["matmul_peak_flops_per_s"] > 0)).median()
         sized = group.dropna(subset=["total_params"])
         total = sized["total_params"].iloc[0] if len(sized) else float("nan")
         # the backbone's own size: its smallest total over methods (prompt/prefix add their vectors)
@@ -102,11 +119,13 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
             "n_ok": len(ok), "n_collapsed": int((group["status"] == "collapsed").sum()),
             "n_failed": int((group["status"] == "failed").sum()),
             "majority_rate": group["majority_rate"].dropna().max(),
-            "samples_per_s": ok["train_samples_per_s"].median(),
-            "tokens_per_s": ok["train_tokens_per_s"].median(),
-            "flops_per_s": ok["train_flops_per_s"].median(),
-            "peak_flops": ok["matmul_peak_flops_per_s"].median(),
-            "eval_samples_per_s": ok["eval_samples_per_s"].median(),
+            "n_timed": len(timed),
+            "samples_per_s": timed["train_samples_per_s"].median(),
+            "tokens_per_s": timed["train_tokens_per_s"].median(),
+            "flops_per_s": timed["train_flops_per_s"].median(),
+            "peak_flops": timed["matmul_peak_flops_per_s"].median(),
+            "utilisation": utilisation,
+            "eval_samples_per_s": timed["eval_samples_per_s"].median(),
             "peak_mem_mb": ok["peak_mem_mb"].median(),
             "seeds": sorted(int(s) for s in ok["seed"].dropna()),
         })
@@ -161,15 +180,13 @@ def main_table(table: pd.DataFrame) -> str:
                "not averaged"]
     body = []
     for row in table.itertuples():
-        utilisation = 100 * row.flops_per_s / row.peak_flops if row.peak_flops == row.peak_flops and \
-            row.peak_flops else float("nan")
         body.append([
             f"{row.backbone} ({_count(row.backbone_params)})", row.method, _accuracy(row), str(row.n_ok),
             "ref" if row.method == "finetune" else _num(100 * row.gap, "+.1f"),
             _count(row.trainable_params), _count(row.trainable_excl_head), _num(row.trainable_pct, ".3g"),
             _num(row.samples_per_s, ".1f"), _num(row.tokens_per_s, ",.0f"),
             "ref" if row.method == "finetune" else _num(row.speed_ratio, ".2f"),
-            _num(utilisation, ".0f"), _num(row.peak_mem_mb, ",.0f"), _flags(row),
+            _num(100 * row.utilisation, ".0f"), _num(row.peak_mem_mb, ",.0f"), _flags(row),
         ])
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
 
@@ -189,10 +206,11 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         found = sorted({str(v) for v in rows[column] if str(v) not in ("", "nan")})
         return ", ".join(found) or "–"
 
-    peak = rows["matmul_peak_flops_per_s"].dropna()
-    peak_text = f"{peak.median() / 1e9:.1f} GFLOP/s (median of runs)" if len(peak) else "–"
+    peaks = [f"{cpu} {group.median() / 1e9:.1f} GFLOP/s" for cpu, group in
+             rows.groupby("cpu", sort=True)["matmul_peak_flops_per_s"] if group.notna().any()]
+    peak_text = f"{'; '.join(peaks)} (median of runs)" if peaks else "–"
     dirty = (rows["git_dirty"] == "true").sum()
-    return [
+    lines = [
         f"- device: {values('device')}; threads: {values('threads')}; CPU: {values('cpu')}",
         f"- fp32 matmul peak measured in the same process: {peak_text}",
         f"- torch {values('torch')}, transformers {values('transformers')}, fastNLP {values('fastnlp')}, "
@@ -201,6 +219,16 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         f"- rows: {len(rows)}, runs started from {values('created_at').split(', ')[0]} to "
         f"{values('created_at').split(', ')[-1]}",
     ]
+    timing_cpu = speed_cpu(rows)
+    ok = rows[rows["status"] == "ok"]
+    others = sorted(set(ok["cpu"]) - {timing_cpu})
+    if others:
+        lines.append(f"- speed columns (samples/s, tokens/s, speed ratio, FLOP/s share, eval speed) are medians "
+                     f"over the {int((ok['cpu'] == timing_cpu).sum())} ok runs on {timing_cpu} only; the "
+                     f"{int(ok['cpu'].isin(others).sum())} ok runs on {', '.join(others)} count toward accuracy "
+                     "and memory only (speeds from different CPUs are not pooled; a method with no run on "
+                     f"{timing_cpu} shows –)")
+    return lines
 
 
 def _reproduce(grid: str, task: str, budget: str, rows: pd.DataFrame) -> str:
@@ -296,7 +324,7 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
              "Generated by `python -m bench report` from `results/`; do not edit by hand. "
              "Accuracy is on the `eval` split with the epoch chosen on `select`; ↑ / ↓ mark the better "
              "direction. ± is the sample standard deviation over seeds (n − 1); with 3 seeds it is itself "
-             "rough, so read gaps smaller than about twice it as ties. Speeds are medians over seeds. "
+             "rough, so read gaps smaller than about twice it as ties. Speeds are medians over seeds on one CPU. "
              "Only runs with status `ok` are averaged; collapsed (one predicted class) and "
              "failed runs are counted in the last column.", ""]
     summary = []

@@ -61,6 +61,23 @@ def test_aggregation_keeps_failed_and_collapsed_out_of_the_means(results_dir) ->
     assert l3_prompt.acc_std != l3_prompt.acc_std  # one seed: no std, shown without ±
 
 
+def test_speeds_from_different_cpus_are_not_pooled(results_dir, tmp_path) -> None:
+    path = results_dir / "runs.csv"
+    for seed in (5, 6):  # two more finetune seeds on a CPU twice as fast: accuracy yes, speed no
+        append_row(path, make_row("minilm-l6", "finetune", seed, 0.90, cpu="y", train_samples_per_s=500.0,
+                                  train_flops_per_s=4e9, matmul_peak_flops_per_s=2e10))
+    rows = load_results(results_dir)
+    table = aggregate(rows)
+    finetune = table[(table.backbone == "minilm-l6") & (table.method == "finetune")].iloc[0]
+    assert finetune.n_ok == 5 and finetune.acc_mean == pytest.approx((0.80 + 0.82 + 0.84 + 0.90 + 0.90) / 5)
+    assert finetune.samples_per_s == pytest.approx(51.0) and finetune.n_timed == 3
+    assert finetune.utilisation == pytest.approx(0.1)
+    write_reports(results_dir, tmp_path / "reports")
+    page = (tmp_path / "reports" / "sizes-mr.md").read_text()
+    assert "over the 8 ok runs on x only; the 2 ok runs on y count toward accuracy" in page
+    assert "x 10.0 GFLOP/s; y 20.0 GFLOP/s" in page
+
+
 def test_a_rerun_supersedes_the_earlier_row(results_dir) -> None:
     path = results_dir / "runs.csv"
     append_row(path, make_row("minilm-l3", "finetune", 0, 0.75, train_samples_per_s=66.0))  # same run_id
