@@ -56,7 +56,7 @@ def summarise(data: pd.DataFrame) -> pd.DataFrame:
 def compare(before: str, after: str) -> str:
     """The before/after table as markdown text."""
     old, new = summarise(read_source(before)), summarise(read_source(after))
-    joined = old.join(new, how="outer", lsuffix="_before", rsuffix="_after")
+    joined = old.add_suffix("_before").join(new.add_suffix("_after"), how="outer")
     if joined.empty:
         return "no ok runs in either file"
     rows = []
