@@ -32,6 +32,14 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got '{text}'") from None
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which a container or taskset narrows; else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -42,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
     run.add_argument("--task", help=f"auto, {', '.join(TASKS)} (default: the grid's)")
     run.add_argument("--budget", help=f"one of: {', '.join(BUDGETS)} (default: the grid's)")
-    run.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                     help="torch threads (default: all cores; a busy shared machine may need 1)")
+    run.add_argument("--threads", type=int, default=available_cores(),
+                     help="torch threads (default: the cores this process may use; a busy shared machine "
+                          "may need 1)")
     run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     run.add_argument("--results", type=Path, default=ROOT / "results" / "runs.csv", help="CSV to append to")
     run.add_argument("--data-dir", help="GLUE SST-2 directory with train.tsv and dev.tsv")
