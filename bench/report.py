@@ -122,8 +122,6 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
             "n_timed": len(timed),
             "samples_per_s": timed["train_samples_per_s"].median(),
             "tokens_per_s": timed["train_tokens_per_s"].median(),
-            "flops_per_s": timed["train_flops_per_s"].median(),
-            "peak_flops": timed["matmul_peak_flops_per_s"].median(),
             "utilisation": utilisation,
             "eval_samples_per_s": timed["eval_samples_per_s"].median(),
             "peak_mem_mb": ok["peak_mem_mb"].median(),
