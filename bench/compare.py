@@ -3,6 +3,9 @@
     python -m bench compare old.csv results/runs.csv
     python -m bench compare HEAD~3:results/runs.csv results/runs.csv     # GIT_REF:path reads from git
 
+A GIT_REF is checked before git runs: one that starts with '-' (git would read it as an option), holds a
+range ('..') or characters outside a plain revision is refused with one line.
+
 Runs are matched on (grid, task, budget, device, threads, backbone, method); for each, the median train
 samples/s and eval samples/s over ok seeds and the mean accuracy, before and after, with after/before
 ratios (above 1 = faster). Throughput is only comparable between rows from the same kind of machine.
@@ -11,6 +14,7 @@ ratios (above 1 = faster). Throughput is only comparable between rows from the s
 from __future__ import annotations
 
 import io
+import string
 import subprocess
 from pathlib import Path
 
@@ -22,21 +26,57 @@ from bench.results import COLUMNS, SchemaError
 KEYS = ["grid", "task", "budget", "device", "threads", "backbone", "method"]
 
 
+GIT_REF_CHARS = set(string.ascii_letters + string.digits + "._/~^@{}+-")
+REF_RULE = ("a branch, tag or commit such as HEAD~1, main or v1.0 (letters, digits and . _ / ~ ^ @ { } + -, "
+            "not starting with '-', no '..')")
+
+
+def _check_ref(ref: str, source: str) -> None:
+    """Refuse a git ref that ``git show`` could take for an option, a range or anything but a revision."""
+    if not ref:
+        why = "is empty"
+    elif ref.startswith("-"):
+        why = "starts with '-'"
+    elif ".." in ref:
+        why = "contains '..' (a range, not one revision)"
+    elif set(ref) - GIT_REF_CHARS:
+        why = f"contains {''.join(sorted(set(ref) - GIT_REF_CHARS))!r}"
+    else:
+        return
+    raise SchemaError(f"git ref '{ref}' in '{source}' {why}; write GIT_REF:path with GIT_REF {REF_RULE}")
+
+
 def read_source(source: str) -> pd.DataFrame:
     """A CSV from a path, or from git when written ``REF:path`` and the path is not a file."""
     path = Path(source)
+    if path.is_dir():
+        raise SchemaError(f"'{source}' is a folder; pass a results CSV file or GIT_REF:path")
     if path.exists():
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"cannot read '{source}': {exc}") from None
     elif ":" in source:
         ref, _, inside = source.partition(":")
-        result = subprocess.run(["git", "show", f"{ref}:{inside}"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent.parent)
+        _check_ref(ref, source)
+        if not inside:
+            raise SchemaError(f"'{source}' names no file after ':'; write GIT_REF:path, e.g. HEAD~1:results/runs.csv")
+        try:
+            result = subprocess.run(["git", "show", f"{ref}:{inside}"], capture_output=True, text=True,
+                                    cwd=Path(__file__).resolve().parent.parent)
+        except OSError as exc:
+            raise SchemaError(f"cannot run git to read '{source}': {exc.strerror or exc}") from None
         if result.returncode != 0:
-            raise SchemaError(f"cannot read '{inside}' at git ref '{ref}': {result.stderr.strip()}")
+            detail = " ".join(result.stderr.split())
+            raise SchemaError(f"cannot read '{inside}' at git ref '{ref}': {detail}")
         text = result.stdout
     else:
-        raise SchemaError(f"'{source}' is neither a file nor GIT_REF:path")
-    data = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        raise SchemaError(f"'{source}' does not exist and is not GIT_REF:path; pass a results CSV file or "
+                          "GIT_REF:path, e.g. HEAD~1:results/runs.csv")
+    try:
+        data = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SchemaError(f"cannot read '{source}' as CSV: {' '.join(str(exc).split())}") from None
     missing = [c for c in KEYS + ["acc", "train_samples_per_s", "eval_samples_per_s", "status"]
                if c not in data.columns]
     if missing:

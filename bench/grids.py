@@ -29,6 +29,18 @@ class Budget:
         return (f"train {train}, select {select}, eval all, epochs {epochs}, "
                 f"max length {self.max_len}, batch {self.batch_size}")
 
+    def problems(self) -> list[str]:
+        """What is wrong with this budget's values, each saying what is accepted (empty when valid)."""
+        def whole(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        out = [f"budget {self.name}.{key}={getattr(self, key)!r}: must be an integer >= 1 or none (all)"
+               for key in ("train_cap", "select_cap", "max_epochs")
+               if getattr(self, key) is not None and not whole(getattr(self, key))]
+        out += [f"budget {self.name}.{key}={getattr(self, key)!r}: must be an integer >= 1"
+                for key in ("max_len", "batch_size") if not whole(getattr(self, key))]
+        return out
+
 
 BUDGETS = {
     b.name: b
@@ -113,6 +125,13 @@ def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | 
     from bench.backbones import BACKBONES
     from methods import METHODS
 
+    for flag, given in (("--methods", methods), ("--backbones", backbones), ("--seeds", seeds)):
+        if given is not None and not given:
+            raise GridError(f"{flag} names nothing; give a comma-separated list, or leave {flag} out for the "
+                            "grid's own")
+    bad_seeds = [s for s in seeds or [] if s < 0]
+    if bad_seeds:
+        raise GridError(f"seeds must be integers >= 0, got {bad_seeds}")
     variants = list(grid.variants)
     if methods is not None:
         unknown = [m for m in methods if m not in METHODS and m not in {v.name for v in variants}]

@@ -1,11 +1,19 @@
 """Reports: markdown tables and PNG plots regenerated from every CSV under ``results/``.
 
-``write_reports(results_dir, out_dir)`` rewrites ``out_dir`` from scratch: ``README.md`` (the index,
-with published reference points kept apart from our numbers) and one page per grid and task, each
-with one table per budget and device, notes on how the numbers were made, and plots. The output
-depends on the rows alone (no rendering timestamps, stable orders, fixed float formats, PNGs without
-metadata), so the same results give byte-identical reports. ``check_reports`` renders into a
-temporary folder and compares, for CI.
+``write_reports(results_dir, out_dir)`` renders ``README.md`` (the index, with published reference
+points kept apart from our numbers) and one page per grid and task, each with one table per budget and
+device, notes on how the numbers were made, and plots. The output depends on the rows alone (no
+rendering timestamps, stable orders, fixed float formats, PNGs without metadata), so the same results
+give byte-identical reports. ``check_reports`` renders into a temporary folder and compares, for CI.
+
+Writing never removes or overwrites a file the harness did not write. Everything is rendered into a
+fresh temporary folder first (a new ``out_dir`` is then renamed into place whole); ``out_dir/.generated``
+lists the files the harness wrote there. Files it listed that are no longer generated are removed,
+listed ones are replaced (each with an atomic ``os.replace``; on any error the ones already replaced
+are put back), and a new file that would overwrite an unlisted one is refused before anything changes.
+A folder rendered before the manifest existed counts a file as generated when it carries the harness's
+marks (see ``_legacy_generated``). A missing results folder, or one without CSVs, is refused too, so a
+typo in ``--results-dir`` cannot replace the reports with an empty set.
 
 Aggregation: of rows sharing a ``run_id`` (a ``--rerun``) only the last counts; runs with
 ``status == ok`` make the means (mean ± sample std over seeds, medians for
@@ -18,23 +26,30 @@ accuracy only, and the page says so.
 from __future__ import annotations
 
 import filecmp
+import itertools
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
 from bench.backbones import BACKBONES
-from bench.results import COLUMNS, SchemaError, check_schema
+from bench.results import COLUMNS, read_rows
 
 METHOD_ORDER = ["finetune", "prompt", "prefix"]
+PLOTS = ["acc-vs-size", "acc-vs-trainable", "throughput"]  # the suffixes of the PNGs made by ``_plots``
+MANIFEST = ".generated"  # in the reports folder: the files the harness wrote there, one name a line
+MANIFEST_HEADER = "# Written by `python -m bench report`, which replaces or removes only the files listed here."
+TEMP_PREFIX = ".report-tmp-"
 NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct", "train_loss",
            "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share", "n_train",
            "n_select", "n_eval", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
            "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
-           "peak_cuda_mem_mb", "threads"]
+           "peak_cuda_mem_mb", "other_cpu_load", "threads"]
 
 PUBLISHED = [
     ("distilbert-base-uncased", "finetune, 10 ep, lr 5e-5, bs 32", "SST-2 dev", "88.42 (771/872)",
@@ -51,19 +66,17 @@ PUBLISHED = [
 ]
 
 
+class ReportError(ValueError):
+    """Bad input to ``report``, or a reports folder it may not change; the message is one line."""
+
+
 # --- loading ------------------------------------------------------------------------------------
 def load_results(results_dir: Path) -> pd.DataFrame:
     """Every row of every ``*.csv`` under ``results_dir`` (files in name order), numeric columns typed."""
-    frames = []
-    for path in sorted(Path(results_dir).glob("**/*.csv")):
-        check_schema(path)
-        try:
-            frames.append(pd.read_csv(path, dtype=str, keep_default_na=False))
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"cannot read results file {path}: {exc}") from None
-    if not frames:
+    rows = [row for path in sorted(Path(results_dir).glob("**/*.csv")) for row in read_rows(path)]
+    if not rows:
         return pd.DataFrame(columns=COLUMNS)
-    data = pd.concat(frames, ignore_index=True)
+    data = pd.DataFrame(rows, columns=COLUMNS, dtype=str)
     # A --rerun appends a second row with the same run_id: the later row supersedes the earlier one
     # (the CSV keeps both as history).
     data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
@@ -83,9 +96,15 @@ def method_rank(method: str) -> tuple[int, str]:
 
 
 # --- aggregation --------------------------------------------------------------------------------
+def clean_speed(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose speed was measured on a quiet machine (rows from before the check count as quiet)."""
+    return rows["speed_clean"] != "false"
+
+
 def speed_cpu(rows: pd.DataFrame) -> str | None:
-    """The CPU whose runs give a table's speed columns: the one with the most ok runs (ties: by name)."""
-    ok = rows[rows["status"] == "ok"]
+    """The CPU whose runs give a table's speed columns: the one with the most ok runs measured on a
+    quiet machine (ties: by name)."""
+    ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
     if ok.empty:
         return None
     counts = ok["cpu"].value_counts()
@@ -99,7 +118,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     timing_cpu = speed_cpu(rows)
     for (backbone, method), group in rows.groupby(["backbone", "method"], sort=False):
         ok = group[group["status"] == "ok"]
-        timed = ok[ok["cpu"] == timing_cpu]
+        timed = ok[(ok["cpu"] == timing_cpu) & clean_speed(ok)]
         # FLOP/s as a share of the matmul peak measured in the same process, per run, then the median
         utilisation = (timed["train_flops_per_s"] / timed["matmul_peak_flops_per_s"].where(
             timed["matmul_peak_flops_per_s"] > 0)).median()
@@ -218,7 +237,16 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         f"{values('created_at').split(', ')[-1]}",
     ]
     timing_cpu = speed_cpu(rows)
-    ok = rows[rows["status"] == "ok"]
+    busy = rows[(rows["status"] == "ok") & ~clean_speed(rows)]
+    if len(busy):
+        lines.append(f"- {len(busy)} ok run(s) were measured while other processes used the cores (median "
+                     f"{busy['other_cpu_load'].median():.2f} cores busy beside the run): their accuracy counts, "
+                     "their speeds are left out of the speed columns")
+    unchecked = int((rows["speed_clean"] == "").sum())
+    if unchecked:
+        lines.append(f"- {unchecked} row(s) predate the quiet-machine check (results schema v1): their speeds are "
+                     "used as recorded")
+    ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
     others = sorted(set(ok["cpu"]) - {timing_cpu})
     if others:
         lines.append(f"- speed columns (samples/s, tokens/s, speed ratio, FLOP/s share, eval speed) are medians "
@@ -361,45 +389,232 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
     return name, best
 
 
-def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
-    """Rewrite ``out_dir`` from the results; returns the files written."""
-    rows = load_results(results_dir)
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+def _render(rows: pd.DataFrame, dest: Path) -> list[str]:
+    """Write every report file and the manifest into the empty folder ``dest``; returns their names, sorted."""
     index = ["# Reports", "",
              "Regenerated from every CSV under `results/` by `python -m bench report` (CI checks that this "
              "folder matches). One page per grid and task:", ""]
-    pages = []
     if rows.empty:
         index.append("No results yet: run `python -m bench --grid sizes`.")
     for (grid, task), part in rows.groupby(["grid", "task"], sort=True):
-        name, best = _page(grid, task, part, out_dir)
-        pages.append(name)
+        name, best = _page(grid, task, part, dest)
         index.append(f"- [{grid} / {task}]({name}): " + ("; ".join(best) or "no successful runs"))
     index += ["", "## Published reference points (other people's numbers, other data and setups)", "",
               "Never mixed into our tables: different backbones, SST-2 rather than MR, different protocols "
               "(most pick the best epoch on the split they report).", "",
               tabulate(PUBLISHED, headers=["backbone", "method", "data", "accuracy %", "source"],
                        tablefmt="pipe", disable_numparse=True), ""]
-    (out_dir / "README.md").write_text("\n".join(index), encoding="utf-8")
-    return sorted(out_dir.iterdir())
+    (dest / "README.md").write_text("\n".join(index), encoding="utf-8")
+    names = sorted(p.name for p in dest.iterdir())
+    (dest / MANIFEST).write_text(_manifest_text(names), encoding="utf-8")
+    return sorted(names + [MANIFEST])
+
+
+# --- installing: only files the harness wrote are replaced or removed ---------------------------------
+def _manifest_text(names: Iterable[str]) -> str:
+    listed = sorted(set(names) - {MANIFEST})
+    return "\n".join([MANIFEST_HEADER] + listed) + "\n"
+
+
+def _listable(name: str) -> bool:
+    """A plain file name inside the folder (a manifest line naming anything else is ignored)."""
+    return bool(name) and name == name.strip() and name[0] not in "#." and not set(name) & set("/\\\0")
+
+
+def _slug_like(text: str) -> bool:
+    return bool(text) and all(c.isalnum() or c in "-_" for c in text)
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(4096)
+
+
+def _legacy_generated(out_dir: Path) -> set[str]:
+    """Files of a folder rendered before the manifest existed that the harness can be shown to have written:
+    ``README.md`` that is the reports index, ``<grid>-<task>.md`` pages carrying the "Generated by" line,
+    and PNGs named ``<page>-<budget>-<device>-<plot>.png`` after one of those pages."""
+    files = [p for p in out_dir.iterdir() if p.is_file() and not p.is_symlink()]
+    found, pages = set(), []
+    for path in files:
+        if path.name == "README.md":
+            head = _head(path)
+            if head.startswith(b"# Reports\n") and b"by `python -m bench report`" in head:
+                found.add(path.name)
+        elif path.suffix == ".md" and _slug_like(path.stem):
+            head = _head(path)
+            if head.startswith(b"# Grid `") and b"Generated by `python -m bench report`" in head:
+                found.add(path.name)
+                pages.append(path.stem)
+    for path in files:
+        for page, plot in itertools.product(pages, PLOTS):
+            start, end = f"{page}-", f"-{plot}.png"
+            if (path.name.startswith(start) and path.name.endswith(end)
+                    and _slug_like(path.name[len(start):-len(end)]) and _head(path).startswith(b"\x89PNG")):
+                found.add(path.name)
+    return found
+
+
+def _previously_generated(out_dir: Path) -> tuple[set[str], str]:
+    """The files in ``out_dir`` the harness wrote, and how that is known (for messages)."""
+    manifest = out_dir / MANIFEST
+    if manifest.is_file():
+        lines = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
+        return {line for line in lines if _listable(line)}, f"not listed in {manifest}"
+    return _legacy_generated(out_dir), f"{manifest} is missing and the file does not look like a generated one"
+
+
+def _refuse_overwrites(out_dir: Path, names: list[str], previous: set[str], how: str) -> None:
+    blocked = []
+    for name in names:
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            blocked.append((name, "it is a folder"))
+        elif name != MANIFEST and os.path.lexists(target) and name not in previous:
+            blocked.append((name, f"`python -m bench report` did not write it ({how})"))
+    if blocked:
+        (name, why), more = blocked[0], f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
+        raise ReportError(f"refusing to overwrite '{out_dir / name}'{more}: {why}; move it away or pass --out with "
+                          "another folder; nothing was changed")
+
+
+def _swap(src: Path, out_dir: Path, name: str, old: Path, done: list[tuple[str, bool]]) -> None:
+    """Atomically replace ``out_dir/name`` by ``src``, keeping the previous version in ``old`` for a rollback."""
+    target = out_dir / name
+    had_old = os.path.lexists(target)
+    if had_old:
+        try:
+            os.link(target, old / name, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(target, old / name, follow_symlinks=False)
+    os.replace(src, target)
+    done.append((name, had_old))
+
+
+def _rollback(out_dir: Path, old: Path, done: list[tuple[str, bool]]) -> list[str]:
+    """Undo ``done`` newest first; returns the names that could not be restored."""
+    failed = []
+    for name, had_old in reversed(done):
+        try:
+            if had_old:
+                os.replace(old / name, out_dir / name)
+            else:
+                os.remove(out_dir / name)
+        except OSError:
+            failed.append(name)
+    return failed
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _create(rows: pd.DataFrame, out_dir: Path) -> list[str]:
+    """A new ``out_dir``: render next to it, then rename the whole folder into place (atomic)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{TEMP_PREFIX}", dir=out_dir.parent))
+    try:
+        names = _render(rows, tmp)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)  # mkdtemp makes it private; the folder should look like any other
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return names
+
+
+def _update(rows: pd.DataFrame, out_dir: Path) -> list[str]:
+    """An existing ``out_dir``: render into a temporary folder inside it (so the same filesystem, and
+    ``os.replace`` stays atomic), refuse before changing anything if a new file would overwrite one the
+    harness did not write, then swap the files in, drop stale generated files, and write the manifest.
+    Any failure restores every file already swapped, so the folder is left wholly old or wholly new."""
+    previous, how = _previously_generated(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))
+    new, old = tmp / "new", tmp / "old"
+    keep_tmp = False
+    try:
+        new.mkdir()
+        old.mkdir()
+        names = _render(rows, new)
+        _refuse_overwrites(out_dir, names, previous, how)
+        stale = sorted(n for n in previous - set(names) if os.path.lexists(out_dir / n)
+                       and not (out_dir / n).is_dir())
+        # While files are swapped in, the manifest lists old and new names, so an interrupted run (a kill)
+        # still leaves every generated file recognised by the next one.
+        (tmp / MANIFEST).write_text(_manifest_text(previous | set(names)), encoding="utf-8")
+        done: list[tuple[str, bool]] = []
+        try:
+            _swap(tmp / MANIFEST, out_dir, MANIFEST, old, done)
+            for name in names:
+                if name != MANIFEST:
+                    _swap(new / name, out_dir, name, old, done)
+            for name in stale:
+                os.replace(out_dir / name, old / name)
+                done.append((name, True))
+            os.replace(new / MANIFEST, out_dir / MANIFEST)
+        except BaseException as exc:
+            failed = _rollback(out_dir, old, done)
+            if failed:
+                keep_tmp = True
+                reason = _os_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
+                raise ReportError(f"cannot write reports into '{out_dir}': {reason}; could not restore "
+                                  f"{', '.join(failed)}; the previous versions are in '{old}'") from exc
+            raise
+    finally:
+        if not keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return names
+
+
+def _load_checked(results_dir: Path) -> pd.DataFrame:
+    """``load_results``, after refusing a results folder that is missing or holds no CSV (a typo in
+    ``--results-dir`` must not turn into an empty report that replaces the real ones)."""
+    results_dir = Path(results_dir)
+    hint = "pass --results-dir with the folder holding the results CSVs"
+    if not results_dir.exists():
+        raise ReportError(f"results folder '{results_dir}' does not exist; {hint}")
+    if not results_dir.is_dir():
+        raise ReportError(f"results folder '{results_dir}' is not a folder; {hint}")
+    if not any(results_dir.glob("**/*.csv")):
+        raise ReportError(f"results folder '{results_dir}' holds no *.csv files, and an empty report would "
+                          f"replace the existing one; {hint}")
+    return load_results(results_dir)
+
+
+def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
+    """Render the reports into a temporary folder and swap them into ``out_dir``; returns the files written.
+
+    Raises ``ReportError`` (one line) for a missing or CSV-less results folder, a file in ``out_dir`` that
+    the harness did not write but would overwrite, or an OS error (``out_dir`` is then left as it was)."""
+    rows = _load_checked(results_dir)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"reports folder '{out_dir}' is a file; pass --out with a folder")
+    try:
+        names = _update(rows, out_dir) if out_dir.is_dir() else _create(rows, out_dir)
+    except OSError as exc:
+        raise ReportError(f"cannot write reports into '{out_dir}': {_os_reason(exc)}; it was left as it "
+                          "was") from None
+    return [out_dir / name for name in names]
 
 
 def check_reports(results_dir: Path, out_dir: Path) -> int:
-    """0 when ``out_dir`` is exactly what ``write_reports`` makes from ``results_dir``; else 1, with
-    the files that differ."""
+    """0 when every file ``write_reports`` makes from ``results_dir`` (the manifest included) is in
+    ``out_dir`` with the same bytes and no file the manifest lists is left over; else 1, with those files.
+    Other files in ``out_dir`` are not the harness's and are ignored."""
+    rows = _load_checked(results_dir)
+    out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "reports"
-        write_reports(results_dir, fresh)
-        out_dir = Path(out_dir)
-        have = {p.name for p in out_dir.iterdir()} if out_dir.exists() else set()
-        want = {p.name for p in fresh.iterdir()}
-        differ = sorted((have ^ want) | {n for n in have & want if not filecmp.cmp(out_dir / n, fresh / n,
-                                                                                     shallow=False)})
+        fresh = Path(tmp)
+        names = _render(rows, fresh)
+        differ = [n for n in names if not (out_dir / n).is_file()
+                  or not filecmp.cmp(out_dir / n, fresh / n, shallow=False)]
+    listed = _previously_generated(out_dir)[0] if (out_dir / MANIFEST).is_file() else set()
+    differ += [f"{n} (stale)" for n in sorted(listed - set(names)) if os.path.lexists(out_dir / n)]
     if differ:
-        print(f"reports/ is out of date for: {', '.join(differ)}; run: python -m bench report")
+        print(f"{out_dir} is out of date for: {', '.join(differ)}; run: python -m bench report")
         return 1
-    print("reports/ matches results/")
+    print(f"{out_dir} matches {results_dir}")
     return 0

@@ -1,22 +1,42 @@
 """Result rows: the schema, the append-only CSV, run ids and the environment of a run.
 
-One run = one row. ``append_row`` writes a whole row in a single write call (then fsync), so an
-interrupted run leaves either the full row or nothing. A file whose header is not this schema is never
-touched: ``SchemaError`` says what differs. ``run_id`` hashes what defines a run (grid, task, backbone,
-method, seed, budget, hyper-parameters, device type), so a resumed grid can skip what is recorded.
+One run = one row, and a row is written whole or not at all:
+
+* ``append_row`` takes an inter-process lock (``filelock``, on ``<file>.lock``), writes the header only
+  into an empty file, and writes the row in one ``O_APPEND`` write followed by ``fsync``. If the write
+  fails part-way (a full disk), the file is cut back to its previous length, so no half row is left.
+* A damaged last record (no final newline, a cut-off row, a row glued to another: a killed writer of an
+  older version, an editor) is detected before appending, reported with its byte offset and moved aside
+  into ``<file>.damaged`` (appended there, never dropped), so the next row is never glued onto it.
+* ``read_rows`` skips damaged records anywhere in a file with a warning naming the byte offset; it
+  reads files of this schema and of earlier versions of it (columns added later read as empty).
+  ``migrate`` upgrades an earlier-version file once (atomically, keeping a backup).
+* ``claim_run`` takes a per-run lock so two processes running the same grid never run the same run
+  twice; together with re-reading the file under the claim, a run is recorded once.
+
+A file whose header is not one of this schema's versions is never touched: ``SchemaError`` says what
+differs. ``run_id`` hashes what defines a run (grid, task, backbone, method, seed, budget,
+hyper-parameters, device type), so a resumed grid can skip what is recorded.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
 import os
 import platform
+import shutil
 import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 COLUMNS = [
     # identity
@@ -32,16 +52,22 @@ COLUMNS = [
     # speed
     "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s", "matmul_peak_flops_per_s",
     "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb", "peak_cuda_mem_mb",
+    # speed: was the machine quiet while this run trained?
+    "other_cpu_load", "speed_clean",
     # place
     "device", "threads", "torch", "transformers", "fastnlp", "python", "cpu",
     # outcome
     "status", "error",
 ]
+ADDED_IN_V2 = ("other_cpu_load", "speed_clean")
+# Every header this code can read: the current one and the earlier versions (columns added later absent).
+KNOWN_HEADERS = {2: COLUMNS, 1: [c for c in COLUMNS if c not in ADDED_IN_V2]}
 STATUSES = ("ok", "failed", "collapsed")
+LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 
 
 class SchemaError(RuntimeError):
-    """A results file cannot be read or appended to as this schema."""
+    """A results file cannot be read, appended to or written as this schema; the message says why."""
 
 
 def run_id(identity: dict[str, Any]) -> str:
@@ -50,27 +76,123 @@ def run_id(identity: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _header(path: Path) -> list[str]:
+# --- reading, with byte offsets -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    offset: int  # byte offset of the record's first byte in the file
+    end: int  # byte offset just past it
+    fields: list[str]
+    terminated: bool  # ended with a newline
+
+
+def _records(data: bytes) -> Iterator[Record]:
+    """The CSV records of ``data`` with the byte range each came from (quoted newlines handled)."""
+    lines = data.splitlines(keepends=True)
+    position = 0
+    consumed: list[int] = []
+
+    def feed() -> Iterator[str]:
+        nonlocal position
+        for raw in lines:
+            consumed.append(len(raw))
+            yield raw.decode("utf-8", errors="replace")  # offsets come from the raw bytes
+
+    reader = csv.reader(feed())
+    while True:
+        start = position
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:  # e.g. a quoted field left open at the end of a cut file
+            fields = []
+        position += sum(consumed)
+        consumed.clear()
+        yield Record(start, position, fields, data[position - 1:position] == b"\n")
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"cannot read results file {path}: {exc}") from None
+        return path.read_bytes()
+    except OSError as exc:
+        raise SchemaError(f"cannot read results file {path}: {exc.strerror or exc}") from None
 
 
-def check_schema(path: Path) -> None:
-    """Raise SchemaError unless ``path`` is absent, empty, or has exactly this schema's header."""
+def _header_of(path: Path, data: bytes) -> list[str]:
+    first = data.split(b"\n", 1)[0]
+    try:
+        return next(csv.reader([first.decode("utf-8").rstrip("\r")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        raise SchemaError(f"cannot read results file {path}: its first line is not a CSV header in UTF-8; it is "
+                          "left untouched: write to another file with --results, or move it aside") from None
+
+
+def _version(path: Path, header: list[str]) -> int:
+    for version, columns in KNOWN_HEADERS.items():
+        if header == columns:
+            return version
+    missing = [c for c in COLUMNS if c not in header]
+    extra = [c for c in header if c not in COLUMNS]
+    raise SchemaError(
+        f"{path} has another schema (missing {missing or 'none'}, extra {extra or 'none'}); it is "
+        "left untouched: write to another file with --results, or move it aside")
+
+
+def check_schema(path: Path, writable: bool = False) -> None:
+    """Raise SchemaError unless ``path`` is absent, empty, or has a header of this schema; with
+    ``writable``, only the current version will do (an earlier one needs ``migrate``)."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    header = _header(path)
-    if header != COLUMNS:
-        missing = [c for c in COLUMNS if c not in header]
-        extra = [c for c in header if c not in COLUMNS]
+    version = _version(path, _header_of(path, _read_bytes(path)))
+    if writable and version != max(KNOWN_HEADERS):
         raise SchemaError(
-            f"{path} has another schema (missing {missing or 'none'}, extra {extra or 'none'}); it is "
-            "left untouched: write to another file with --results, or move it aside")
+            f"{path} has results schema v{version} (without columns {', '.join(ADDED_IN_V2)}); upgrade it once "
+            f"with: python -m bench migrate {path}  (rewrites it atomically and keeps the original as "
+            f"{path.name}.v{version}.bak)")
 
 
+def _damage(record: Record, width: int) -> str | None:
+    """Why ``record`` is not a whole row of ``width`` columns, or None."""
+    if not record.terminated:
+        return "the last line has no newline (cut off by a killed writer or a full disk)"
+    if len(record.fields) != width:
+        return f"{len(record.fields)} fields where the header has {width} (a cut or glued row)"
+    if record.fields[-2] not in STATUSES:  # status is the second-to-last column in every version
+        return f"status '{record.fields[-2][:20]}' is not one of {', '.join(STATUSES)}"
+    return None
+
+
+def read_rows(path: Path, warn: Callable[[str], None] | None = None) -> list[dict[str, str]]:
+    """Every whole row of a results CSV as strings, in file order, with every current column (columns
+    an earlier schema version lacked are empty). Damaged records are skipped with a warning naming
+    their byte offset (``warn`` defaults to stderr)."""
+    if not path.exists():
+        return []
+    data = _read_bytes(path)
+    if not data:
+        return []
+    header = _header_of(path, data)
+    _version(path, header)
+    warn = warn or (lambda text: print(text, file=sys.stderr))
+    rows = []
+    for record in list(_records(data))[1:]:
+        if not record.fields:
+            continue  # a blank line
+        why = _damage(record, len(header))
+        if why:
+            warn(f"warning: {path}: damaged record at byte {record.offset} skipped: {why}")
+            continue
+        values = dict(zip(header, record.fields, strict=True))
+        rows.append({c: values.get(c, "") for c in COLUMNS})
+    return rows
+
+
+def recorded_ids(path: Path, warn: Callable[[str], None] | None = None) -> set[str]:
+    """Run ids already recorded as finished (ok or collapsed); failed runs are retried."""
+    return {r["run_id"] for r in read_rows(path, warn) if r["status"] in ("ok", "collapsed")}
+
+
+# --- writing ----------------------------------------------------------------------------------------
 def format_row(row: dict[str, Any]) -> dict[str, str]:
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
@@ -90,36 +212,127 @@ def format_row(row: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append one row; writes the header first into a new file. All or nothing per row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    check_schema(path)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    new = not path.exists() or path.stat().st_size == 0
-    if new:
-        writer.writeheader()
-    writer.writerow(format_row(row))
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
+def _lock(path: Path) -> FileLock:
+    return FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+
+
+def _set_aside_damaged_tail(path: Path, say: Callable[[str], None]) -> None:
+    """Move a damaged last record into ``<file>.damaged`` and cut the file back to its last whole row.
+    Called with the file's lock held."""
+    data = _read_bytes(path)
+    records = list(_records(data))
+    if len(records) < 2:
+        if records and not records[0].terminated:  # a header without its newline: complete it
+            with path.open("ab") as handle:
+                handle.write(b"\n")
+        return
+    last = records[-1]
+    why = _damage(last, len(records[0].fields))
+    if why is None:
+        return
+    aside = path.with_name(path.name + ".damaged")
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with aside.open("ab") as handle:
+        handle.write(f"# {stamp}: from {path.name}, bytes {last.offset}-{len(data)}: {why}\n".encode())
+        handle.write(data[last.offset:] + (b"" if data.endswith(b"\n") else b"\n"))
         handle.flush()
         os.fsync(handle.fileno())
+    with path.open("r+b") as handle:
+        handle.truncate(last.offset)
+        handle.flush()
+        os.fsync(handle.fileno())
+    say(f"warning: {path}: damaged last record at byte {last.offset} ({why}) moved to {aside}")
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Every row of a results CSV as strings (the schema is checked first)."""
-    if not path.exists():
-        return []
-    check_schema(path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
-def recorded_ids(path: Path) -> set[str]:
-    """Run ids already recorded as finished (ok or collapsed); failed runs are retried."""
-    return {r["run_id"] for r in read_rows(path) if r["status"] in ("ok", "collapsed")}
+def append_row(path: Path, row: dict[str, Any], say: Callable[[str], None] | None = None) -> None:
+    """Append one row (the header first into a new file): whole or not at all, one writer at a time."""
+    say = say or (lambda text: print(text, file=sys.stderr))
+    formatted = format_row(row)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writerow(formatted)
+    line = buffer.getvalue().encode("utf-8")
+    header = (",".join(COLUMNS) + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock(path):
+            check_schema(path, writable=True)
+            if path.exists() and path.stat().st_size:
+                _set_aside_damaged_tail(path, say)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    _write_all(fd, line if size else header + line)
+                    os.fsync(fd)
+                except OSError:
+                    os.ftruncate(fd, size)  # all or nothing: no half row stays behind
+                    raise
+            finally:
+                os.close(fd)
+    except Timeout:
+        raise SchemaError(f"cannot append to {path}: its lock {path}.lock was held for {LOCK_TIMEOUT_S:.0f} s by "
+                          "another process") from None
+    except OSError as exc:
+        raise SchemaError(f"cannot append to {path}: {exc.strerror or exc}; the row was not written and the file "
+                          "is as it was") from None
 
 
+def migrate(path: Path) -> str:
+    """Upgrade a results file of an earlier schema version to the current one (new columns empty).
+    Atomic (a temporary file renamed over it) and under the file's lock; the original is kept as
+    ``<file>.v<N>.bak``. Returns a one-line summary."""
+    with _lock(path):
+        data = _read_bytes(path)
+        version = _version(path, _header_of(path, data))
+        if version == max(KNOWN_HEADERS):
+            return f"{path} already has the current schema (v{version}); nothing to do"
+        rows = read_rows(path)
+        backup = path.with_name(f"{path.name}.v{version}.bak")
+        shutil.copy2(path, backup)
+        tmp = path.with_name(f".{path.name}.migrating-{os.getpid()}")
+        try:
+            with tmp.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(rows)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return (f"{path}: {len(rows)} rows upgraded from schema v{version} to v{max(KNOWN_HEADERS)}; original kept "
+            f"as {backup}")
+
+
+class RunClaim:
+    """A per-run inter-process lock held while a run trains: a second process running the same grid
+    skips the run instead of duplicating it. Released when the process ends, however it ends."""
+
+    def __init__(self, results: Path, rid: str):
+        folder = results.with_name(f".{results.name}.claims")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(str(folder / f"{rid}.lock"), timeout=0)
+
+    def acquire(self) -> bool:
+        try:
+            self.lock.acquire()
+            return True
+        except Timeout:
+            return False
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+# --- provenance -------------------------------------------------------------------------------------
 def git_state(root: Path | None = None) -> tuple[str, bool]:
     """(sha, dirty) of the working tree, ignoring results/ and reports/ (which runs themselves write)."""
     root = root or Path(__file__).resolve().parent.parent
@@ -131,6 +344,14 @@ def git_state(root: Path | None = None) -> tuple[str, bool]:
         return sha or "unknown", bool(status)
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which a container or taskset narrows; else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def cpu_name() -> str:

@@ -1,9 +1,17 @@
-"""Run a grid: expand it into runs, skip the ones already recorded, append one row per run.
+"""Run a grid: validate it, expand it into runs, skip what is recorded, append one row per run.
 
-A run that raises is recorded with ``status=failed`` and its error, and the grid goes on. Runs whose
-``run_id`` is already in the results file (ok or collapsed) are skipped unless ``rerun`` is set, so an
-interrupted grid resumes where it stopped. Progress goes to the console: one line per run, plus
-fastNLP's training progress.
+Before anything trains: the results file must be writable and of this schema, every run's
+hyper-parameters and the budget must be valid (all problems listed at once), the task data must load
+and validate, and runs that the grid names twice (``--seeds 0,0``) are run once, with a note.
+
+Each run is claimed with a per-run lock, so two processes running the same grid split the work
+instead of duplicating it. A run that raises is recorded as ``failed`` with its error and the path
+of its full traceback in the grid's log, and the grid goes on. Ctrl-C or SIGTERM stops the grid at
+once: the interrupted run is not recorded, so the next invocation runs it again. Runs already recorded
+as ok or collapsed are skipped unless ``rerun`` is set, so an interrupted grid resumes.
+
+Progress goes to the console and to a log file (``<results folder>/logs/``): one line per run, a
+few lines per epoch, and a summary saying what was measured now and what was reused.
 """
 
 from __future__ import annotations
@@ -12,70 +20,254 @@ import datetime as dt
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import SCHEMA_VERSION
-from bench.backbones import backbone_spec
-from bench.grids import BUDGETS, Grid
-from bench.results import append_row, check_schema, environment, git_state, recorded_ids, run_id
-from bench.tasks import resolve_task
-from bench.train import RunSpec, hparams_json, measure_matmul_peak, run_one
+from bench.backbones import BackboneError, backbone_spec
+from bench.grids import BUDGETS, Grid, GridError
+from bench.results import (
+    RunClaim,
+    SchemaError,
+    append_row,
+    check_schema,
+    environment,
+    git_state,
+    read_rows,
+    recorded_ids,
+    run_id,
+)
+from bench.tasks import TaskError, resolve_task
+
+# Errors whose message says all there is to say; anything else is an internal error and its traceback
+# is shown on the console too (it is always kept in the log).
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (BackboneError, TaskError, OSError, MemoryError)
 
 
-def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True,
-           progress: bool = True) -> list[RunSpec]:
-    """Every run of the grid, backbones in size order, then methods, then seeds."""
+class RunLog:
+    """Console lines that are also appended, time-stamped, to a log file for the whole invocation."""
+
+    def __init__(self, folder: Path, name: str, echo: Callable[[str], None] = print):
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.path = folder / f"{stamp}-{name}.log"
+        self.echo = echo
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.handle = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise SchemaError(f"cannot write the run log {self.path}: {exc.strerror or exc}") from None
+
+    def say(self, text: str) -> None:
+        self.echo(text)
+        self.write(text)
+
+    def write(self, text: str) -> None:
+        self.handle.write(f"{dt.datetime.now().strftime('%H:%M:%S')} {text}\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+@dataclass
+class GridOutcome:
+    """What an invocation did; ``exit_code`` is 0 only when no run of it failed."""
+
+    grid: str
+    results: Path
+    planned: int = 0
+    measured: dict[str, int] = field(default_factory=lambda: {"ok": 0, "collapsed": 0, "failed": 0})
+    reused: int = 0
+    elsewhere: int = 0
+    reused_cpus: dict[str, int] = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    log: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.measured["failed"] else 0
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {status}" for status, n in self.measured.items() if n)
+        text = (f"grid {self.grid}: {len(self.rows)} of {self.planned} run(s) measured now"
+                f"{f' ({counts})' if counts else ''} in {self.seconds:.0f} s, recorded in {self.results}")
+        if self.reused:
+            where = ", ".join(f"{cpu} ({n})" for cpu, n in sorted(self.reused_cpus.items()))
+            text += f"; {self.reused} reused from earlier rows (measured on {where})"
+        if self.elsewhere:
+            text += f"; {self.elsewhere} running in another process"
+        if self.measured["failed"]:
+            text += f"; {self.measured['failed']} FAILED (see the log {self.log})"
+        return text
+
+
+def validate(grid: Grid) -> None:
+    """Every problem with the grid's methods, hyper-parameters and budget at once, as one GridError."""
+    from methods import METHODS
+
+    problems = []
+    budget = BUDGETS.get(grid.budget)
+    if budget is None:
+        problems.append(f"unknown budget '{grid.budget}'; accepted: {', '.join(BUDGETS)}")
+    else:
+        problems += budget.problems()
+    for variant in grid.variants:
+        method = METHODS.get(variant.method)
+        if method is None:
+            problems.append(f"{variant.name}: unknown method '{variant.method}'; accepted: {', '.join(METHODS)}")
+            continue
+        problems += [f"{variant.name}: {p}" if variant.name != variant.method else p
+                     for p in method.check_hparams({**method.defaults, **variant.overrides})]
+    if not grid.variants or not grid.backbones or not grid.seeds:
+        problems.append("the grid has no methods, backbones or seeds to run")
+    if problems:
+        raise GridError(f"grid {grid.name} is invalid, nothing was run: " + "; ".join(problems))
+
+
+def preflight(results: Path) -> None:
+    """Refuse a results file that cannot be written or is of another schema, before any work."""
+    try:
+        results.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SchemaError(f"cannot create the results folder {results.parent}: {exc.strerror or exc}") from None
+    if results.is_dir():
+        raise SchemaError(f"--results {results} is a folder; give a CSV file path")
+    check_schema(results, writable=True)
+    probe = results.with_name(f".{results.name}.probe")
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SchemaError(f"cannot write in the results folder {results.parent}: {exc.strerror or exc}") from None
+
+
+def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, progress: bool = True,
+           say: Callable[[str], None] = print) -> list:
+    """Every distinct run of the grid, backbones in size order, then methods, then seeds; a run named
+    twice (a repeated seed, backbone or method) is kept once, with a note."""
+    from bench.train import RunSpec
+
     budget = BUDGETS[grid.budget]
-    backbones = sorted(grid.backbones, key=lambda b: backbone_spec(b).approx_params)
-    return [RunSpec(grid.name, task, backbone, variant, seed, budget, device, threads, bucketing, progress)
-            for backbone in backbones for variant in grid.variants for seed in grid.seeds]
+    backbones = sorted(dict.fromkeys(grid.backbones), key=lambda b: backbone_spec(b).approx_params)
+    specs, seen = [], set()
+    for backbone in backbones:
+        for variant in grid.variants:
+            for seed in grid.seeds:
+                spec = RunSpec(grid.name, task, backbone, variant, seed, budget, device, threads, bucketing, progress)
+                rid = run_id(spec.identity())
+                if rid in seen:
+                    continue
+                seen.add(rid)
+                specs.append(spec)
+    named = len(grid.backbones) * len(grid.variants) * len(grid.seeds)
+    if named != len(specs):
+        say(f"note: the grid names {named} runs but only {len(specs)} are distinct (a seed, backbone or method "
+            "given twice); each distinct run is run once")
+    return specs
+
+
+def _reused_line(label: str, rid: str, row: dict | None) -> str:
+    if row is None:
+        return f"{label}: already recorded ({rid}), skipped"
+    return (f"{label}: reused, measured {row['created_at'][:10]} on {row['cpu'] or row['device']} "
+            f"(eval acc {float(row['acc']):.4f}); not run again (use --rerun to measure it here)")
 
 
 def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
              data_dir: str | None = None, bucketing: bool = True, progress: bool = True,
-             say: Callable[[str], None] = print) -> list[dict]:
-    """Run every missing run of ``grid`` and append its row to ``results``; returns the new rows."""
-    check_schema(results)  # refuse a foreign file before spending any time
+             say: Callable[[str], None] = print, debug: bool = False) -> GridOutcome:
+    """Run every missing run of ``grid`` and append its row to ``results``."""
+    preflight(results)
+    validate(grid)
     task, note = resolve_task(grid.task, data_dir)
-    say(f"grid {grid.name}: {note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()})")
+    log = RunLog(results.parent / "logs", grid.name, say)
+    outcome = GridOutcome(grid.name, results, log=log.path)
+    try:
+        _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log, outcome, debug)
+    finally:
+        log.close()
+    return outcome
+
+
+def _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log: RunLog,
+         outcome: GridOutcome, debug: bool) -> None:
     import torch
 
+    from bench.train import hparams_json, measure_matmul_peak, run_one
+
+    say = log.say
+    say(f"grid {grid.name}: {note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); log {log.path}")
     torch.set_num_threads(threads)
     peak = measure_matmul_peak(device)
     say(f"device {device}, {threads} threads, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-    specs = expand(grid, task, device, threads, bucketing, progress)
-    done = set() if rerun else recorded_ids(results)
+    specs = expand(grid, task, device, threads, bucketing, progress, say)
+    outcome.planned = len(specs)
     sha, dirty = git_state()
     env = environment()
-    rows, start = [], time.perf_counter()
+    start = time.perf_counter()
     for index, spec in enumerate(specs, 1):
-        identity = spec.identity()
-        rid = run_id(identity)
+        rid = run_id(spec.identity())
         label = f"[{index}/{len(specs)}] {spec.backbone} {spec.variant.name} seed {spec.seed}"
-        if rid in done:
-            say(f"{label}: already recorded ({rid}), skipped (use --rerun to run again)")
+        if not rerun and _reuse(results, rid, label, outcome, say):
             continue
-        say(f"{label}: running ({time.perf_counter() - start:.0f} s into the grid)")
-        row = {"schema_version": SCHEMA_VERSION, "run_id": rid,
-               "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "grid": grid.name, "task": task.name, "backbone": spec.backbone,
-               "method": spec.variant.name, "seed": spec.seed, "budget": grid.budget,
-               "hparams": hparams_json(spec), "git_sha": sha, "git_dirty": dirty,
-               "matmul_peak_flops_per_s": peak, "device": device, "threads": threads, **env}
+        claim = RunClaim(results, rid)
+        if not claim.acquire():
+            say(f"{label}: being run by another process right now; skipped here")
+            outcome.elsewhere += 1
+            continue
         try:
-            row.update(run_one(spec))
-        except Exception as exc:  # a failed run is recorded and the grid goes on
-            message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
-            row.update({"status": "failed", "error": message})
-            if not isinstance(exc, (RuntimeError, ValueError, OSError)):
-                traceback.print_exc()
-        append_row(results, row)
-        rows.append(row)
+            # another process may have finished it between our first look and the claim
+            if not rerun and _reuse(results, rid, label, outcome, say):
+                continue
+            say(f"{label}: running ({time.perf_counter() - start:.0f} s into the grid)")
+            row = {"schema_version": SCHEMA_VERSION, "run_id": rid,
+                   "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "grid": grid.name, "task": task.name, "backbone": spec.backbone,
+                   "method": spec.variant.name, "seed": spec.seed, "budget": grid.budget,
+                   "hparams": hparams_json(spec), "git_sha": sha, "git_dirty": dirty,
+                   "matmul_peak_flops_per_s": peak, "device": device, "threads": threads, **env}
+            try:
+                row.update(run_one(spec, say=say))
+            except KeyboardInterrupt:
+                say(f"{label}: interrupted; not recorded, the next invocation runs it again")
+                raise
+            except Exception as exc:  # a failed run is recorded and the grid goes on
+                log.write(f"{label}: traceback\n{traceback.format_exc()}")
+                if debug or not isinstance(exc, EXPECTED_ERRORS + (_diverged(),)):
+                    traceback.print_exc()
+                message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]
+                row.update({"status": "failed", "error": f"{message} (traceback in {log.path})"})
+            append_row(results, row, say=say)
+        finally:
+            claim.release()
+        outcome.rows.append(row)
+        outcome.measured[row["status"]] += 1
         if row["status"] == "failed":
             say(f"{label}: FAILED: {row['error']}")
         else:
-            say(f"{label}: {row['status']} acc {row['acc']:.4f} (majority {row['majority_rate']:.3f}), "
-                f"{row['train_samples_per_s']:.1f} train samples/s, {row['run_s']:.0f} s")
-    say(f"grid {grid.name}: {len(rows)} run(s) recorded in {results} "
-        f"in {time.perf_counter() - start:.0f} s")
-    return rows
+            quiet = {True: "", False: " (NOT clean: other processes used "
+                     f"{row['other_cpu_load']} cores; speed left out of reports)", "": ""}[row["speed_clean"]]
+            say(f"{label}: {row['status']}, eval acc {row['acc']:.4f} (select {row['acc_select']:.4f}, "
+                f"majority {row['majority_rate']:.3f}), {row['train_samples_per_s']:.1f} train samples/s{quiet}, "
+                f"{row['run_s']:.0f} s")
+    outcome.seconds = time.perf_counter() - start
+    say(outcome.summary())
+
+
+def _diverged() -> type[BaseException]:
+    from bench.train import TrainingDiverged
+
+    return TrainingDiverged
+
+
+def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None]) -> bool:
+    """Whether ``rid`` is recorded as finished; if so, say where it was measured and count it."""
+    if rid not in recorded_ids(results, warn=say):
+        return False
+    row = next((r for r in reversed(read_rows(results, warn=lambda _: None)) if r["run_id"] == rid), None)
+    say(_reused_line(label, rid, row))
+    outcome.reused += 1
+    cpu = (row or {}).get("cpu") or "unknown"
+    outcome.reused_cpus[cpu] = outcome.reused_cpus.get(cpu, 0) + 1
+    return True

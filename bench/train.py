@@ -5,31 +5,45 @@ every method: it asks the method for its trainable parameters, its hyper-paramet
 ``train_step`` / ``evaluate_step``, never for its name. The epoch is selected on the ``select`` split
 (fastNLP evaluates it after every epoch); the trainable state of the best epoch is kept in memory and
 restored for the final evaluation on ``eval``, which is also evaluated with the last epoch's state.
+
+What a run refuses to report as a result: Ctrl-C or SIGTERM propagates out of fastNLP (which would
+otherwise swallow it and let a truncated run be recorded); a non-finite loss stops training at that
+step with ``TrainingDiverged``; a last-epoch mean loss above ``DIVERGED_LOSS_FACTOR`` x ln(classes)
+(worse than guessing, by far) makes the run ``failed``. The CPU time other processes used while the
+run trained is measured (``CpuLoadMeter``) and a speed measured beside them is marked not clean.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from fastNLP import Accuracy, Callback, Evaluator, LRSchedCallback, Metric, RawTextCallback, TqdmCallback, Trainer
+from fastNLP import Accuracy, Callback, Evaluator, LRSchedCallback, Metric, Trainer
 from fastNLP import logger as fastnlp_logger
 
-from bench import SCHEMA_VERSION
+from bench import IDENTITY_VERSION
 from bench.backbones import load_backbone
 from bench.data import encode_split, eval_loader, train_loader
 from bench.grids import Budget, Variant
 from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory, train_flops
+from bench.results import available_cores
 from bench.tasks import TaskData
 from methods import METHODS, Method
 
 COLLAPSE_SHARE = 0.98  # predictions this concentrated on one class count as a collapse
+DIVERGED_LOSS_FACTOR = 10.0  # last-epoch loss above this x ln(classes) is a diverged run
+QUIET_MARGIN_CORES = 0.25  # other processes may use this many cores beyond the ones the run leaves free
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became non-finite or exploded: the run has no meaningful result."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class RunSpec:
         return {"grid": self.grid, "task": self.task.name, "backbone": self.backbone,
                 "method": self.variant.name, "seed": self.seed, "budget": self.budget.name,
                 "hparams": self.hparams(), "device": torch.device(self.device).type,
-                "schema_version": SCHEMA_VERSION}
+                "schema_version": IDENTITY_VERSION}
 
 
 class PredictionShare(Metric):
@@ -104,22 +118,98 @@ class KeepBestEpoch(Callback):
 
 
 class LastEpochLoss(Callback):
-    """Mean training loss over the last epoch (accumulated on the device: no per-step sync)."""
+    """Mean training loss over the last epoch; stops training at the first non-finite loss."""
 
     def __init__(self):
         super().__init__()
         self.total: torch.Tensor | float = 0.0
-        self.steps = 0
+        self.steps = self.global_steps = 0
 
     def on_train_epoch_begin(self, trainer) -> None:
         self.total, self.steps = 0.0, 0
 
     def on_before_backward(self, trainer, outputs) -> None:
-        self.total = self.total + outputs["loss"].detach()
+        loss = outputs["loss"].detach()
+        self.global_steps += 1
+        if not bool(torch.isfinite(loss)):  # one tiny sync per step: a NaN must not train on
+            raise TrainingDiverged(f"loss became {float(loss)} at step {self.global_steps} "
+                                   f"(epoch {trainer.cur_epoch_idx + 1}); lower the learning rate")
+        self.total = self.total + loss
         self.steps += 1
 
     def mean(self) -> float:
         return float(self.total) / self.steps if self.steps else float("nan")
+
+
+class Progress(Callback):
+    """Live progress through ``say``: a line with the batch, loss and elapsed time whenever
+    ``every_s`` seconds have passed within an epoch, and one line per epoch with its batches, time and
+    ``select`` accuracy."""
+
+    def __init__(self, say: Callable[[str], None], epochs: int, batches: int, every_s: float = 15.0):
+        super().__init__()
+        self.say, self.epochs, self.batches, self.every_s = say, epochs, batches, every_s
+        self.seen = 0
+        self.start = self.epoch_start = self.last = time.perf_counter()
+
+    def on_train_epoch_begin(self, trainer) -> None:
+        self.seen, self.epoch_start = 0, time.perf_counter()
+        self.last = self.epoch_start
+
+    def on_before_backward(self, trainer, outputs) -> None:
+        self.seen += 1
+        now = time.perf_counter()
+        if now - self.last >= self.every_s and self.seen < self.batches:
+            self.last = now
+            self.say(f"    epoch {trainer.cur_epoch_idx + 1}/{self.epochs} batch {self.seen}/{self.batches} "
+                     f"loss {float(outputs['loss'].detach()):.4f}, {now - self.epoch_start:.0f} s into the epoch")
+
+    def on_evaluate_end(self, trainer, results) -> None:
+        acc = next(v for k, v in results.items() if k.startswith("acc#acc"))
+        self.say(f"    epoch {trainer.cur_epoch_idx}/{self.epochs} done: {self.seen} batches in "
+                 f"{time.perf_counter() - self.epoch_start:.0f} s, select acc {acc:.4f} "
+                 f"({time.perf_counter() - self.start:.0f} s into the run)")
+
+
+class CpuLoadMeter:
+    """CPU time the rest of the machine used while a block ran, in cores (Linux ``/proc/stat``).
+
+    Busy time of all cores minus this process's own CPU time, divided by wall time: 0 on a quiet
+    machine, about 1 when another process keeps one core busy. ``None`` where it cannot be read."""
+
+    def __init__(self, stat_path: str = "/proc/stat"):
+        self.stat_path = stat_path
+        self.load: float | None = None
+
+    def _busy_seconds(self) -> float | None:
+        try:
+            with open(self.stat_path) as handle:
+                fields = [int(v) for v in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        guest = sum(fields[8:10])  # already counted in user / nice
+        return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuLoadMeter:
+        self._busy, self._own, self._wall = self._busy_seconds(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy = self._busy_seconds()
+        wall = time.perf_counter() - self._wall
+        if busy is None or self._busy is None or wall <= 0:
+            return
+        own = time.process_time() - self._own
+        self.load = max(0.0, (busy - self._busy - own) / wall)
+
+
+def speed_is_clean(other_load: float | None, threads: int, cores: int) -> bool | None:
+    """Whether a speed was measured without competition: other processes used no more than the cores
+    the run left free plus a small margin. ``None`` when the load is unknown."""
+    if other_load is None:
+        return None
+    return other_load <= max(0, cores - threads) + QUIET_MARGIN_CORES
 
 
 def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
@@ -144,15 +234,6 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def _progress(enabled: bool, batches_per_epoch: int):
-    fastnlp_logger.setLevel("INFO" if enabled else "ERROR")
-    if not enabled:
-        return None
-    if sys.stderr.isatty():
-        return TqdmCallback()
-    return RawTextCallback(print_every=max(1, batches_per_epoch // 4))
-
-
 def _evaluate(model: Method, loader, device: str, num_labels: int) -> tuple[dict[str, float], float]:
     evaluator = Evaluator(model, dataloaders=loader, metrics={"acc": PredictionShare(num_labels)},
                           driver="torch", device=device, progress_bar=None, verbose=0)
@@ -173,8 +254,9 @@ def build_model(spec: RunSpec) -> tuple[Method, object]:
     return model, loaded.tokenizer
 
 
-def run_one(spec: RunSpec) -> dict[str, Any]:
-    """Train and evaluate one run; returns the full result row (status ok or collapsed)."""
+def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train and evaluate one run; returns the result row's measured part (status ok, collapsed, or
+    failed when training diverged). Raises on anything else; KeyboardInterrupt passes through."""
     torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
     run_start = time.perf_counter()
@@ -196,15 +278,24 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     scheduler = _schedule(optimizer, epochs * len(loader), hparams["warmup_ratio"])
     timer, keeper, losses = StepTimer(device), KeepBestEpoch(model), LastEpochLoss()
     callbacks = [timer, keeper, losses, LRSchedCallback(scheduler)]
+    if spec.progress:
+        callbacks.append(Progress(say, epochs, len(loader)))
+    fastnlp_logger.setLevel("ERROR")  # our Progress lines replace fastNLP's per-batch output
     trainer = Trainer(
         model=model, driver="torch", device=spec.device, train_dataloader=loader, optimizers=optimizer,
         n_epochs=epochs, evaluate_dataloaders={"select": eval_loader(select_data, 64, pad_id)},
-        metrics={"acc": Accuracy()}, evaluate_every=-1, callbacks=callbacks,
-        progress_bar=_progress(spec.progress, len(loader)), torch_kwargs={"set_grad_to_none": True},
+        metrics={"acc": Accuracy()}, evaluate_every=-1, callbacks=callbacks, progress_bar=None,
+        torch_kwargs={"set_grad_to_none": True},
     )
     train_start = time.perf_counter()
-    trainer.run(num_eval_batch_per_dl=-1)
+    with CpuLoadMeter() as meter:
+        trainer.run(num_eval_batch_per_dl=-1, catch_KeyboardInterrupt=False)  # else a Ctrl-C ends training
     train_s = time.perf_counter() - train_start
+    diverged_above = DIVERGED_LOSS_FACTOR * math.log(task.num_labels)
+    if losses.mean() > diverged_above:
+        raise TrainingDiverged(f"last-epoch mean train loss {losses.mean():.4g} exceeds {DIVERGED_LOSS_FACTOR:g} x "
+                               f"ln({task.num_labels}) = {diverged_above:.3g}: training diverged; lower the "
+                               "learning rate")
 
     eval_dl = eval_loader(eval_data, 64, pad_id)
     last, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
@@ -219,6 +310,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     flops_per_s = train_flops(model, tokens_run, backbone_trains) / timer.seconds if timer.seconds else 0.0
     counts = model.parameter_counts()
     collapsed = best["top_share"] >= COLLAPSE_SHARE
+    clean = speed_is_clean(meter.load, spec.threads, available_cores()) if device.type == "cpu" else None
     return {
         **counts,
         "trainable_pct": round(100.0 * counts["trainable_params"] / counts["total_params"], 4),
@@ -233,6 +325,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "eval_samples_per_s": round(len(task.eval) / eval_seconds, 3) if eval_seconds else 0.0,
         "train_s": round(train_s, 2), "run_s": round(time.perf_counter() - run_start, 2),
         **memory,
+        "other_cpu_load": "" if meter.load is None else round(meter.load, 3),
+        "speed_clean": "" if clean is None else clean,
         "status": "collapsed" if collapsed else "ok",
         "error": (f"predictions collapsed: {best['top_share']:.1%} of eval predictions are one class"
                   if collapsed else ""),

@@ -9,11 +9,15 @@ that require grad, and ``trainable_state`` for epoch selection. It never asks wh
 
 Adding a method: one file in ``methods/`` with a ``@register("name")`` subclass, and one import line in
 ``methods/__init__.py``. Its ``defaults`` are its hyper-parameters (lr, epochs, anything of its own),
-the same for every backbone; grids may override them and every row records the values used.
+the same for every backbone; grids may override them and every row records the values used. Its
+``checks`` say what each of its own hyper-parameters accepts (the common ones are checked here);
+``check_hparams`` lists every problem of a set of values, so a grid is validated before it trains.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -21,12 +25,53 @@ from torch import nn
 
 METHODS: dict[str, type[Method]] = {}
 
-# Hyper-parameters every method has; a method's ``defaults`` must give them all.
-COMMON_HPARAMS = ("lr", "epochs", "weight_decay", "warmup_ratio", "head_dropout", "train_head")
+Check = Callable[[Any], "str | None"]  # None when the value is accepted, else what is accepted
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else "an integer >= 1"
+
+
+def positive_number(value: Any) -> str | None:
+    return None if _is_number(value) and value > 0 else "a finite number > 0"
+
+
+def non_negative_number(value: Any) -> str | None:
+    return None if _is_number(value) and value >= 0 else "a finite number >= 0"
+
+
+def fraction(value: Any) -> str | None:
+    return None if _is_number(value) and 0 <= value < 1 else "a number in [0, 1)"
+
+
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def one_of(*accepted: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in accepted else f"one of {', '.join(accepted)}"
+
+    return check
+
+
+# Hyper-parameters every method has, and what each accepts; a method's ``defaults`` must give them all.
+COMMON_CHECKS: dict[str, Check] = {
+    "lr": positive_number, "epochs": positive_int, "weight_decay": non_negative_number,
+    "warmup_ratio": fraction, "head_dropout": fraction, "train_head": boolean,
+}
+COMMON_HPARAMS = tuple(COMMON_CHECKS)
 
 
 def register(name: str):
-    """Class decorator adding a method to ``METHODS``; a second method with the same name is refused."""
+    """Class decorator adding a method to ``METHODS``; a second method with the same name is refused,
+    and so is one whose defaults miss a common hyper-parameter, have one without a check, or fail
+    their own checks."""
 
     def add(cls: type[Method]) -> type[Method]:
         if name in METHODS:
@@ -34,7 +79,13 @@ def register(name: str):
         missing = [k for k in COMMON_HPARAMS if k not in cls.defaults]
         if missing:
             raise ValueError(f"method '{name}' defaults lack {missing}")
+        unchecked = [k for k in cls.defaults if k not in COMMON_CHECKS and k not in cls.checks]
+        if unchecked:
+            raise ValueError(f"method '{name}' has no check for hyper-parameters {unchecked}")
         cls.name = name
+        problems = cls.check_hparams(cls.defaults)
+        if problems:
+            raise ValueError(f"method '{name}' defaults are invalid: {'; '.join(problems)}")
         METHODS[name] = cls
         return cls
 
@@ -70,6 +121,7 @@ class Method(nn.Module):
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    checks: ClassVar[dict[str, Check]] = {}  # what each of the method's own hyper-parameters accepts
     description: ClassVar[str] = ""
 
     def __init__(self, backbone: nn.Module, num_labels: int, hparams: dict[str, Any] | None = None):
@@ -89,6 +141,21 @@ class Method(nn.Module):
             raise ValueError(f"method '{cls.name}' has no hyper-parameter {unknown}; "
                              f"accepted: {', '.join(sorted(cls.defaults))}")
         return {**cls.defaults, **overrides}
+
+    @classmethod
+    def check_hparams(cls, values: dict[str, Any]) -> list[str]:
+        """Every problem with ``values`` (unknown names, wrong types, out of range), each saying what is
+        accepted; empty when all are valid."""
+        problems = []
+        unknown = sorted(set(values) - set(cls.defaults))
+        if unknown:
+            problems.append(f"{cls.name}: no hyper-parameter {unknown}; accepted: {', '.join(sorted(cls.defaults))}")
+        checks = {**COMMON_CHECKS, **cls.checks}
+        for key in sorted(set(values) & set(cls.defaults)):
+            accepted = checks[key](values[key])
+            if accepted:
+                problems.append(f"{cls.name}.{key}={values[key]!r}: must be {accepted}")
+        return problems
 
     # --- what a method provides -------------------------------------------------------------
     def setup(self) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from methods.base import Method, hidden_size, num_layers, register
+from methods.base import Method, boolean, hidden_size, num_layers, positive_int, positive_number, register
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ class PrefixTuning(Method):
     defaults = {"lr": 1e-2, "epochs": 10, "weight_decay": 0.0, "warmup_ratio": 0.06,
                 "head_dropout": 0.1, "train_head": True, "prefix_len": 16, "projection": False,
                 "projection_hidden": 512, "init_std": 0.5}
+    checks = {"prefix_len": positive_int, "projection": boolean, "projection_hidden": positive_int,
+              "init_std": positive_number}
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Method, hidden_size, register
+from methods.base import Method, hidden_size, one_of, positive_int, register
 
 
 @register("prompt")
@@ -22,6 +22,7 @@ class PromptTuning(Method):
     description = "P input vectors before the tokens, backbone frozen"
     defaults = {"lr": 1e-2, "epochs": 10, "weight_decay": 0.0, "warmup_ratio": 0.06,
                 "head_dropout": 0.1, "train_head": True, "prompt_len": 16, "init": "vocab"}
+    checks = {"prompt_len": positive_int, "init": one_of("vocab", "normal")}
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)

@@ -35,7 +35,7 @@ def test_smoke_grid_runs_records_and_resumes(tmp_path) -> None:
             assert float(r["acc"]) > float(r["majority_rate"]) + 0.2
     second = subprocess.run(command + ["--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0
-    assert "already recorded" in second.stdout
+    assert "reused, measured" in second.stdout and "0 of 6 run(s) measured now" in second.stdout
     assert len(read_rows(results)) == 6  # nothing re-run, nothing lost
 
 

@@ -1,11 +1,12 @@
-"""Tasks and batching: split sizes and determinism, SST-2 from a GLUE directory, bucketed batches."""
+"""Tasks and batching: split sizes and determinism, SST-2 from a GLUE directory, validation of task files
+and split sizes, bucketed batches."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.data import BucketBatchSampler, SortedBatchSampler, collate
-from bench.tasks import TaskError, load_task, resolve_task
+from bench.tasks import TaskError, check_sizes, load_task, read_mr_csv, resolve_task
 
 
 def test_mr_splits_match_the_protocol() -> None:
@@ -40,6 +41,93 @@ def test_sst2_missing_is_an_error_and_auto_falls_back(tmp_path, monkeypatch) -> 
         load_task("sst2", str(tmp_path / "nowhere"))
     task, note = resolve_task("auto")
     assert task.name == "mr" and note.startswith("task auto -> mr (SST-2 unavailable")
+
+
+GOOD_TRAIN = "sentence\tlabel\n" + "".join(f"sentence number {i} \t{i % 2}\n" for i in range(1200))
+GOOD_DEV = "sentence\tlabel\na fine film \t1\na dull one \t0\n"
+
+
+def _sst2_error(tmp_path, train: str | bytes = GOOD_TRAIN, dev: str | bytes = GOOD_DEV) -> str:
+    for name, text in (("train.tsv", train), ("dev.tsv", dev)):
+        (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(TaskError) as caught:
+        load_task("sst2", str(tmp_path))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_sst2_wrong_columns_name_the_found_and_needed_ones(tmp_path) -> None:
+    message = _sst2_error(tmp_path, train="text\tpolarity\na fine film\t1\n")
+    assert message == (f"{tmp_path / 'train.tsv'} line 1: the header lacks sentence, label; found: text, polarity; "
+                       "needed: sentence, label")
+
+
+def test_sst2_non_numeric_label_names_the_file_and_line(tmp_path) -> None:
+    train = GOOD_TRAIN.replace("sentence number 15 \t1", "sentence number 15 \tpos")
+    message = _sst2_error(tmp_path, train=train)
+    assert message == f"{tmp_path / 'train.tsv'} line 17: label 'pos' is not an integer; accepted: 0, 1"
+
+
+def test_sst2_eval_labels_outside_the_classes_are_all_reported(tmp_path) -> None:
+    dev = "sentence\tlabel\na fine film\t1\nodd\t2\na dull one\t0\nodder\t-1\n"
+    message = _sst2_error(tmp_path, dev=dev)
+    assert message == (f"{tmp_path / 'dev.tsv'} line 3: label 2 outside the task's classes; "
+                       "line 5: label -1 outside the task's classes; accepted: 0, 1")
+    many = _sst2_error(tmp_path, train=GOOD_TRAIN.replace("\t1\n", "\tx\n"), dev=GOOD_DEV)
+    assert "line 11: label 'x' is not an integer; and 595 more; accepted: 0, 1" in many
+    assert many.count("is not an integer") == 5
+
+
+def test_sst2_empty_sentences_are_rejected(tmp_path) -> None:
+    train = "sentence\tlabel\n" + "".join(f"{'words' if i % 2 else '  '}\t{i % 2}\n" for i in range(1200))
+    message = _sst2_error(tmp_path, train=train)
+    assert message.startswith(f"{tmp_path / 'train.tsv'}: 600 examples with an empty 'sentence' "
+                              "(lines 2, 4, 6, 8, 10, and 595 more)")
+
+
+def test_sst2_splits_too_small_name_the_file_and_the_size_needed(tmp_path) -> None:
+    train = "sentence\tlabel\n" + "".join(f"sentence {i}\t{i % 2}\n" for i in range(500))
+    message = _sst2_error(tmp_path, train=train)
+    assert message == (f"{tmp_path / 'train.tsv'}: 500 examples (class 0: 250, class 1: 250), too few for the "
+                       "1,000-example select split plus a train split with every class; needed: at least 1,002")
+    one_class = _sst2_error(tmp_path, dev="sentence\tlabel\na\t1\nb\t1\n")
+    assert one_class.startswith(f"{tmp_path / 'dev.tsv'}: the eval split has no example of class 0")
+    skewed = "sentence\tlabel\n" + "".join(f"sentence {i}\t{int(i > 0)}\n" for i in range(1200))
+    assert "the train split cut from them has no example of class 0" in _sst2_error(tmp_path, train=skewed)
+
+
+def test_sst2_non_utf8_bytes_name_the_line(tmp_path) -> None:
+    message = _sst2_error(tmp_path, dev=b"sentence\tlabel\na fine film\t1\nna\xefve\t0\n")
+    assert message.startswith(f"{tmp_path / 'dev.tsv'} line 3: byte 0xef (byte 3 of the line) is not UTF-8")
+
+
+def test_mr_reader_reads_and_validates_a_csv(tmp_path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text('text,label,source\n"a good, ""fine"" film",1,rotten_tomatoes\nlong review,7,imdb\n'
+                    '"dull\nand long",0,rotten_tomatoes\n')
+    assert read_mr_csv(path) == (['a good, "fine" film', "dull\nand long"], [1, 0])  # imdb rows are not read
+    path.write_text('text,label,source\nfine,1,rotten_tomatoes\n"two\nlines",neg,rotten_tomatoes\n'
+                    '  ,0,rotten_tomatoes\n')
+    with pytest.raises(TaskError) as caught:
+        read_mr_csv(path)
+    assert str(caught.value) == (f"{path} line 3: label 'neg' is not an integer; accepted: 0, 1; 1 example with "
+                                 "an empty 'text' (line 5); accepted: text with at least one non-space character")
+    path.write_text("text,label\nfine,1\n")
+    with pytest.raises(TaskError, match="line 1: the header lacks source; found: text, label"):
+        read_mr_csv(path)
+
+
+def test_check_sizes_flags_capped_splits_too_small_or_missing_a_class() -> None:
+    task = load_task("synthetic")
+    assert check_sizes(task, None, None) == [] and check_sizes(task, 10**6, 50) == []
+    problems = check_sizes(task, 1, 0)
+    assert problems == [
+        "task synthetic: the train split (the first 1 of 800 examples) has 1 example; "
+        "needed: at least 2 examples with every class (0, 1)",
+        "task synthetic: the select split (the first 0 of 200 examples) has 0 examples; "
+        "needed: at least 2 examples with every class (0, 1)",
+    ]
 
 
 def test_unknown_task_lists_the_accepted_ones() -> None:

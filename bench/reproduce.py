@@ -1,0 +1,73 @@
+"""Reproduce committed numbers on this machine: run a grid into its own file and compare, cell by cell.
+
+``python -m bench reproduce --grid sizes`` runs the grid's runs into ``reproduced/runs.csv`` (never
+into ``results/``, so committed rows are not mixed with a newcomer's), then prints, per backbone and
+method, the committed accuracy beside the one measured here with a verdict, and the speed ratio.
+Runs are matched by ``run_id`` (the same grid, task, budget, hyper-parameters, seed and device type).
+
+Verdicts: ``identical`` (every seed gave the same accuracy: same CPU and libraries),
+``agrees`` (the means differ by at most ``max(2 x committed std, TOLERANCE_PTS)`` points: other
+processors sum floats in another order), ``DIFFERS`` (more than that), ``not committed`` (nothing to
+compare with), ``not measured`` (no ok run here).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+
+from tabulate import tabulate
+
+TOLERANCE_PTS = 1.5  # seen here: the same seed moved by ~0.5 pt between AMD EPYC and Intel Xeon
+
+
+def _latest_finished(rows: Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
+    latest: dict[str, dict[str, str]] = {}
+    for row in rows:
+        latest[row["run_id"]] = row  # a later row (a --rerun) supersedes an earlier one
+    return {rid: r for rid, r in latest.items() if r["status"] in ("ok", "collapsed")}
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def verdict(committed: list[float], here: list[float], same_seeds_equal: bool) -> str:
+    """The verdict for one cell from its accuracies (fractions) over seeds."""
+    if not committed:
+        return "not committed"
+    if not here:
+        return "not measured"
+    if same_seeds_equal:
+        return "identical"
+    tolerance = max(2 * 100 * _std(committed), TOLERANCE_PTS)
+    gap = 100 * abs(statistics.mean(here) - statistics.mean(committed))
+    return "agrees" if gap <= tolerance else "DIFFERS"
+
+
+def comparison(committed_rows: list[dict[str, str]], here_rows: list[dict[str, str]]) -> str:
+    """Markdown table: one line per backbone and method measured here."""
+    committed, here = _latest_finished(committed_rows), _latest_finished(here_rows)
+    cells: dict[tuple[str, str], list[str]] = {}
+    for rid, row in here.items():
+        cells.setdefault((row["backbone"], row["method"]), []).append(rid)
+    lines = []
+    for (backbone, method), rids in cells.items():
+        mine = [float(here[r]["acc"]) for r in rids]
+        theirs = [float(committed[r]["acc"]) for r in rids if r in committed]
+        equal = all(r in committed and committed[r]["acc"] == here[r]["acc"] for r in rids)
+        speed_here = statistics.median(float(here[r]["train_samples_per_s"]) for r in rids)
+        speed_then = [float(committed[r]["train_samples_per_s"]) for r in rids if r in committed]
+        cpus = sorted({committed[r]["cpu"] for r in rids if r in committed})
+        lines.append([
+            backbone, method,
+            f"{100 * statistics.mean(theirs):.1f} ± {100 * _std(theirs):.1f} ({len(theirs)})" if theirs else "–",
+            f"{100 * statistics.mean(mine):.1f} ± {100 * _std(mine):.1f} ({len(mine)})",
+            f"{100 * (statistics.mean(mine) - statistics.mean(theirs)):+.1f}" if theirs else "–",
+            verdict(theirs, mine, equal and bool(theirs)),
+            f"{speed_here / statistics.median(speed_then):.2f}" if speed_then else "–",
+            ", ".join(cpus) or "–",
+        ])
+    headers = ["backbone", "method", "committed acc % (seeds)", "here acc % (seeds)", "Δ pts", "verdict",
+               "speed here / committed", "committed on CPU"]
+    return tabulate(lines, headers=headers, tablefmt="pipe", disable_numparse=True)
