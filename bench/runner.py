@@ -37,7 +37,7 @@ from bench.results import (
     recorded_ids,
     run_id,
 )
-from bench.tasks import TaskError, resolve_task
+from bench.tasks import TaskError, check_sizes, resolve_task
 
 # Errors whose message says all there is to say; anything else is an internal error and its traceback
 # is shown on the console too (it is always kept in the log).
@@ -95,6 +95,9 @@ class GridOutcome:
         if self.reused:
             where = ", ".join(f"{cpu} ({n})" for cpu, n in sorted(self.reused_cpus.items()))
             text += f"; {self.reused} reused from earlier rows (measured on {where})"
+        if self.reused and not self.rows:
+            text += (f"; nothing was measured on this machine: to measure these runs here, beside the recorded "
+                     f"numbers, run: python -m bench reproduce --grid {self.grid}")
         if self.elsewhere:
             text += f"; {self.elsewhere} running in another process"
         if self.measured["failed"]:
@@ -181,6 +184,9 @@ def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, r
     preflight(results)
     validate(grid)
     task, note = resolve_task(grid.task, data_dir)
+    too_small = check_sizes(task, BUDGETS[grid.budget].train_cap, BUDGETS[grid.budget].select_cap)
+    if too_small:
+        raise TaskError("; ".join(too_small))
     log = RunLog(results.parent / "logs", grid.name, say)
     outcome = GridOutcome(grid.name, results, log=log.path)
     try:
