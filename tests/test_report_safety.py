@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_report import make_row
 
-from bench import report
+from bench import report_install
 from bench.__main__ import main
 from bench.compare import read_source
 from bench.report import ReportError, check_reports, write_reports
@@ -48,7 +48,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def no_temp_folders(*folders: Path) -> bool:
-    return not [p for folder in folders for p in folder.iterdir() if report.TEMP_PREFIX in p.name]
+    return not [p for folder in folders for p in folder.iterdir() if report_install.TEMP_PREFIX in p.name]
 
 
 def test_user_files_are_kept_and_stale_pages_removed(rendered, out) -> None:
@@ -129,7 +129,7 @@ def test_an_unwritable_out_folder_is_one_line(rendered, tmp_path, monkeypatch) -
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(report.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(report_install.tempfile, "mkdtemp", denied)
     out = tmp_path / "new" / "reports"
     with pytest.raises(ReportError, match=re.escape(f"cannot write reports into '{out}': Permission denied")):
         write_reports(rendered["sizes"], out)
