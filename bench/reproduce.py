@@ -68,6 +68,6 @@ def comparison(committed_rows: list[dict[str, str]], here_rows: list[dict[str, s
             f"{speed_here / statistics.median(speed_then):.2f}" if speed_then else "–",
             ", ".join(cpus) or "–",
         ])
-    headers = ["backbone", "method", "committed acc % (seeds)", "here acc % (seeds)", "Δ pts", "verdict",
+    headers = ["backbone", "method", "committed eval acc % (seeds)", "here eval acc % (seeds)", "Δ pts", "verdict",
                "speed here / committed", "committed on CPU"]
     return tabulate(lines, headers=headers, tablefmt="pipe", disable_numparse=True)

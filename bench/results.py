@@ -272,7 +272,7 @@ def append_row(path: Path, row: dict[str, Any], say: Callable[[str], None] | Non
                 try:
                     _write_all(fd, line if size else header + line)
                     os.fsync(fd)
-                except OSError:
+                except BaseException:  # a full disk, or a signal between two partial writes
                     os.ftruncate(fd, size)  # all or nothing: no half row stays behind
                     raise
             finally:

@@ -17,6 +17,7 @@ few lines per epoch, and a summary saying what was measured now and what was reu
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -49,7 +50,7 @@ class RunLog:
 
     def __init__(self, folder: Path, name: str, echo: Callable[[str], None] = print):
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.path = folder / f"{stamp}-{name}.log"
+        self.path = folder / f"{stamp}-{name}-{os.getpid()}.log"
         self.echo = echo
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def preflight(results: Path) -> None:
     if results.is_dir():
         raise SchemaError(f"--results {results} is a folder; give a CSV file path")
     check_schema(results, writable=True)
-    probe = results.with_name(f".{results.name}.probe")
+    probe = results.with_name(f".{results.name}.probe-{os.getpid()}")
     try:
         probe.write_text("")
         probe.unlink()

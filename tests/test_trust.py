@@ -195,3 +195,14 @@ def test_reproduce_runs_into_its_own_file_and_gives_a_verdict(tmp_path, capsys) 
     line = next(line for line in out.splitlines() if line.startswith("| random-bert-tiny"))
     assert "| identical " in line
     assert len(read_rows(committed / "runs.csv")) == 1 and len(read_rows(here)) == 1
+
+
+def test_reproduce_verdicts() -> None:
+    from bench.reproduce import verdict
+
+    assert verdict([0.80, 0.82, 0.84], [0.81], same_seeds_equal=False) == "agrees"
+    assert verdict([0.80, 0.82, 0.84], [0.70], same_seeds_equal=False) == "DIFFERS"
+    assert verdict([0.80], [0.80], same_seeds_equal=True) == "identical"
+    assert verdict([0.80], [0.79], same_seeds_equal=False) == "agrees"  # within the 1.5-point floor
+    assert verdict([], [0.8], same_seeds_equal=False) == "not committed"
+    assert verdict([0.8], [], same_seeds_equal=False) == "not measured"
