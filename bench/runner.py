@@ -213,10 +213,17 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     sha, dirty = git_state()
     env = environment()
     start = time.perf_counter()
+    warned: set[str] = set()
+
+    def warn_once(text: str) -> None:  # the file is re-read before each run: say each damage once
+        if text not in warned:
+            warned.add(text)
+            say(text)
+
     for index, spec in enumerate(specs, 1):
         rid = run_id(spec.identity())
         label = f"[{index}/{len(specs)}] {spec.backbone} {spec.variant.name} seed {spec.seed}"
-        if not rerun and _reuse(results, rid, label, outcome, say):
+        if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
             continue
         claim = RunClaim(results, rid)
         if not claim.acquire():
@@ -225,7 +232,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
             continue
         try:
             # another process may have finished it between our first look and the claim
-            if not rerun and _reuse(results, rid, label, outcome, say):
+            if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
                 continue
             say(f"{label}: running ({time.perf_counter() - start:.0f} s into the grid)")
             row = {"schema_version": SCHEMA_VERSION, "run_id": rid,
@@ -268,9 +275,10 @@ def _diverged() -> type[BaseException]:
     return TrainingDiverged
 
 
-def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None]) -> bool:
+def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None],
+           warn: Callable[[str], None]) -> bool:
     """Whether ``rid`` is recorded as finished; if so, say where it was measured and count it."""
-    if rid not in recorded_ids(results, warn=say):
+    if rid not in recorded_ids(results, warn=warn):
         return False
     row = next((r for r in reversed(read_rows(results, warn=lambda _: None)) if r["run_id"] == rid), None)
     say(_reused_line(label, rid, row))
