@@ -6,14 +6,15 @@
 A GIT_REF is checked before git runs: one that starts with '-' (git would read it as an option), holds a
 range ('..') or characters outside a plain revision is refused with one line.
 
-Runs are matched on (grid, task, budget, device, threads, backbone, method); for each, the median train
-samples/s and eval samples/s over ok seeds and the mean accuracy, before and after, with after/before
-ratios (above 1 = faster). Throughput is only comparable between rows from the same kind of machine.
+Damaged records are skipped with a warning naming their byte offset (``bench.results.parse_rows``),
+so one cut-off line does not make the whole file unreadable. Runs are matched on (grid, task, budget,
+device, threads, backbone, method); for each, the median train samples/s and eval samples/s over ok
+seeds and the mean accuracy, before and after, with after/before ratios (above 1 = faster).
+Throughput is only comparable between rows from the same kind of machine.
 """
 
 from __future__ import annotations
 
-import io
 import string
 import subprocess
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results import COLUMNS, SchemaError
+from bench.results import COLUMNS, SchemaError, parse_rows
 
 KEYS = ["grid", "task", "budget", "device", "threads", "backbone", "method"]
 
@@ -73,15 +74,7 @@ def read_source(source: str) -> pd.DataFrame:
     else:
         raise SchemaError(f"'{source}' does not exist and is not GIT_REF:path; pass a results CSV file or "
                           "GIT_REF:path, e.g. HEAD~1:results/runs.csv")
-    try:
-        data = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SchemaError(f"cannot read '{source}' as CSV: {' '.join(str(exc).split())}") from None
-    missing = [c for c in KEYS + ["acc", "train_samples_per_s", "eval_samples_per_s", "status"]
-               if c not in data.columns]
-    if missing:
-        raise SchemaError(f"'{source}' lacks columns {missing}; expected the results schema ({len(COLUMNS)} "
-                          "columns)")
+    data = pd.DataFrame(parse_rows(text.encode("utf-8"), source), columns=COLUMNS, dtype=str)
     return data
 
 

@@ -118,7 +118,7 @@ def _read_bytes(path: Path) -> bytes:
         raise SchemaError(f"cannot read results file {path}: {exc.strerror or exc}") from None
 
 
-def _header_of(path: Path, data: bytes) -> list[str]:
+def _header_of(path: Path | str, data: bytes) -> list[str]:
     first = data.split(b"\n", 1)[0]
     try:
         return next(csv.reader([first.decode("utf-8").rstrip("\r")]), [])
@@ -127,7 +127,7 @@ def _header_of(path: Path, data: bytes) -> list[str]:
                           "left untouched: write to another file with --results, or move it aside") from None
 
 
-def _version(path: Path, header: list[str]) -> int:
+def _version(path: Path | str, header: list[str]) -> int:
     for version, columns in KNOWN_HEADERS.items():
         if header == columns:
             return version
@@ -168,11 +168,15 @@ def read_rows(path: Path, warn: Callable[[str], None] | None = None) -> list[dic
     their byte offset (``warn`` defaults to stderr)."""
     if not path.exists():
         return []
-    data = _read_bytes(path)
+    return parse_rows(_read_bytes(path), path, warn)
+
+
+def parse_rows(data: bytes, source: Path | str, warn: Callable[[str], None] | None = None) -> list[dict[str, str]]:
+    """``read_rows`` for the bytes of a results CSV (a file, or a version of it from git) named ``source``."""
     if not data:
         return []
-    header = _header_of(path, data)
-    _version(path, header)
+    header = _header_of(source, data)
+    _version(source, header)
     warn = warn or (lambda text: print(text, file=sys.stderr))
     rows = []
     for record in list(_records(data))[1:]:
@@ -180,7 +184,7 @@ def read_rows(path: Path, warn: Callable[[str], None] | None = None) -> list[dic
             continue  # a blank line
         why = _damage(record, len(header))
         if why:
-            warn(f"warning: {path}: damaged record at byte {record.offset} skipped: {why}")
+            warn(f"warning: {source}: damaged record at byte {record.offset} skipped: {why}")
             continue
         values = dict(zip(header, record.fields, strict=True))
         rows.append({c: values.get(c, "") for c in COLUMNS})

@@ -172,3 +172,19 @@ def test_an_unwritable_results_path_is_one_line(tmp_path) -> None:
     blocker.write_text("a file where a folder should be")
     with pytest.raises(SchemaError, match="cannot append to .*runs.csv"):
         append_row(blocker / "runs.csv", row("x"))
+
+
+def test_report_and_compare_read_past_a_damaged_line(tmp_path, capsys) -> None:
+    from bench.compare import compare
+    from bench.report import load_results
+
+    path = tmp_path / "runs.csv"
+    for seed in (0, 1):
+        append_row(path, row(f"r{seed}", seed=seed, device="cpu", threads=2, budget="default",
+                             train_samples_per_s=10.0 + seed, eval_samples_per_s=5.0))
+    with path.open("ab") as handle:
+        handle.write(b"2,half-a-row")
+    assert list(load_results(tmp_path)["run_id"]) == ["r0", "r1"]
+    table = compare(str(path), str(path))
+    assert "0.7500" in table and "10.5" in table and "1.00" in table
+    assert "damaged record at byte" in capsys.readouterr().err
