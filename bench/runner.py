@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import SCHEMA_VERSION
-from bench.backbones import BackboneError, backbone_spec
+from bench.backbones import BackboneError, backbone_spec, unavailable
 from bench.grids import BUDGETS, Grid, GridError
 from bench.results import (
     RunClaim,
@@ -184,6 +184,9 @@ def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, r
     """Run every missing run of ``grid`` and append its row to ``results``."""
     preflight(results)
     validate(grid)
+    missing = [problem for name in dict.fromkeys(grid.backbones) if (problem := unavailable(name))]
+    if missing:
+        raise BackboneError("; ".join(missing) + "; nothing was run")
     task, note = resolve_task(grid.task, data_dir)
     too_small = check_sizes(task, BUDGETS[grid.budget].train_cap, BUDGETS[grid.budget].select_cap)
     if too_small:

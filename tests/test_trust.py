@@ -206,3 +206,14 @@ def test_reproduce_verdicts() -> None:
     assert verdict([0.80], [0.79], same_seeds_equal=False) == "agrees"  # within the 1.5-point floor
     assert verdict([], [0.8], same_seeds_equal=False) == "not committed"
     assert verdict([0.8], [], same_seeds_equal=False) == "not measured"
+
+
+def test_a_backbone_that_cannot_be_had_is_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("BENCH_ONLINE", raising=False)
+    results = tmp_path / "runs.csv"
+    argv = ["--grid", "bert-sizes", "--backbones", "bert-tiny,random-bert-tiny", "--results", str(results)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "backbone 'bert-tiny' (google/bert_uncased_L-2_H-128_A-2) is not in the local Hugging Face cache" in err
+    assert err.count("\n") == 1 and not results.exists()
