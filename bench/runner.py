@@ -204,7 +204,9 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
          outcome: GridOutcome, debug: bool) -> None:
     import torch
 
-    from bench.train import hparams_json, measure_matmul_peak, run_one
+    from bench.train import TrainingDiverged, hparams_json, measure_matmul_peak, run_one
+
+    expected = EXPECTED_ERRORS + (TrainingDiverged,)
 
     say = log.say
     say(f"grid {grid.name}: {note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); log {log.path}")
@@ -251,7 +253,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
                 raise
             except Exception as exc:  # a failed run is recorded and the grid goes on
                 log.write(f"{label}: traceback\n{traceback.format_exc()}")
-                if debug or not isinstance(exc, EXPECTED_ERRORS + (_diverged(),)):
+                if debug or not isinstance(exc, expected):
                     traceback.print_exc()
                 message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]
                 row.update({"status": "failed", "error": f"{message} (traceback in {log.path})"})
@@ -270,12 +272,6 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
                 f"{row['run_s']:.0f} s")
     outcome.seconds = time.perf_counter() - start
     say(outcome.summary())
-
-
-def _diverged() -> type[BaseException]:
-    from bench.train import TrainingDiverged
-
-    return TrainingDiverged
 
 
 def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None],
