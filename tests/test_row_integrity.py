@@ -188,3 +188,26 @@ def test_report_and_compare_read_past_a_damaged_line(tmp_path, capsys) -> None:
     table = compare(str(path), str(path))
     assert "0.7500" in table and "10.5" in table and "1.00" in table
     assert "damaged record at byte" in capsys.readouterr().err
+
+
+def test_a_real_full_disk_leaves_only_whole_rows(tmp_path) -> None:
+    """A 40 KiB tmpfs filled up by appends (needs root and mount; skipped elsewhere)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        path = mount / "runs.csv"
+        written = 0
+        with pytest.raises(SchemaError, match="No space left on device; the row was not written"):
+            while written < 1000:
+                append_row(path, row(f"r{written}", error="x" * 1500))
+                written += 1
+        rows = read_rows(path, warn=pytest.fail)
+        assert [r["run_id"] for r in rows] == [f"r{i}" for i in range(written)] and written > 5
+        assert path.read_bytes().endswith(b"\n")
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
