@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 from tabulate import tabulate
 
 from bench.backbones import BACKBONES
@@ -433,11 +434,14 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"reports folder '{out_dir}' is a file; pass --out with a folder")
+
     def render(dest: Path) -> list[str]:
         return _render(rows, dest)
 
     try:
-        names = update(render, out_dir, PLOTS) if out_dir.is_dir() else create(render, out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(out_dir.parent / f".{out_dir.name}.lock")):  # two `report`s at once take turns
+            names = update(render, out_dir, PLOTS) if out_dir.is_dir() else create(render, out_dir)
     except OSError as exc:
         raise ReportError(f"cannot write reports into '{out_dir}': {os_reason(exc)}; it was left as it "
                           "was") from None

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,14 @@ def test_compare_passes_a_plain_ref_to_git_and_names_a_missing_file(monkeypatch,
     expected = f"'{missing}' does not exist and is not GIT_REF:path; pass a results CSV file or GIT_REF:path"
     with pytest.raises(SchemaError, match=re.escape(expected)):
         read_source(missing)
+
+
+def test_two_reports_at_once_take_turns_and_leave_a_whole_folder(rendered, out) -> None:
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "bench", "report", "--out", str(out)]
+    procs = [subprocess.Popen(command + ["--results-dir", str(rendered[which])], cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for which in ("other", "sizes")]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not [p for p in out.iterdir() if report_install.TEMP_PREFIX in p.name]
+    assert check_reports(rendered["sizes"], out) == 0 or check_reports(rendered["other"], out) == 0
