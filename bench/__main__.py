@@ -4,7 +4,8 @@
 ``run`` is the default subcommand. Exit codes:
 
 * 0: every run of the grid is ok or collapsed, or was already recorded (or the command succeeded);
-* 1: at least one run failed (each is a ``failed`` row; the last line sums up), or ``report --check``
+* 1: at least one run failed (each is a ``failed`` row; the last line sums up), the results file
+  stopped taking rows part way (a full disk: the unrecorded row is kept in the log), ``report --check``
   found reports/ out of date, or ``reproduce`` found a cell that DIFFERS;
 * 2: bad input (an unknown name, an invalid hyper-parameter, unreadable or invalid data, a results
   file of another schema, an unwritable path), one line on stderr, before any work;
@@ -23,12 +24,14 @@ from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
 from bench.grids import BUDGETS, GRIDS, GridError, get_grid, narrow
+from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
+from bench.runner import GridAborted
 from bench.tasks import TASKS, TaskError
 
 SUBCOMMANDS = ("run", "reproduce", "list", "report", "compare", "migrate")
 ROOT = Path(__file__).resolve().parent.parent
-USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ValueError)
+USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ReportError)
 
 
 class Terminated(KeyboardInterrupt):
@@ -145,13 +148,14 @@ def _run(args) -> int:
                        not args.no_bucketing, not args.quiet, debug=args.debug)
     if args.command == "reproduce":
         from bench.reproduce import comparison
-        from bench.results import read_rows
+        from bench.results import finished_rows
 
-        committed = [row for path in sorted(Path(args.against).glob("*.csv")) for row in read_rows(path)]
-        table = comparison(committed, read_rows(args.results))
+        committed = {rid: row for path in sorted(Path(args.against).glob("**/*.csv"))
+                     for rid, row in finished_rows(path).items()}
+        table, verdicts = comparison(committed, finished_rows(args.results))
         print(f"\nCommitted rows ({args.against}) beside the rows measured on this machine ({args.results}):\n")
         print(table)
-        if "DIFFERS" in table:
+        if "DIFFERS" in verdicts:
             return 1
     if outcome.exit_code:
         print(f"error: {outcome.measured['failed']} run(s) failed; their rows say why", file=sys.stderr)
@@ -189,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except GridAborted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         print(f"\ninterrupted by {'SIGTERM' if terminated else 'Ctrl-C'}: finished runs are recorded, the "

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 
-from bench.cache import CacheError, cached_folder, installed_version, verify_record
+from bench.cache import CacheError, cache_problem, cached_folder, installed_version, verify_record
 
 
 class BackboneError(RuntimeError):
@@ -300,14 +300,22 @@ def _local_config(folder: Path, label: str) -> dict:
     return config
 
 
+def _folder_files_problem(path: Path) -> BackboneError | None:
+    """The error for a model folder without weights or tokenizer files, or None."""
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        return _folder_error(path, "no model weights (model.safetensors or pytorch_model.bin) next to config.json")
+    # Without any of these, transformers builds a 5-token tokenizer that maps every word to [UNK].
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        return _folder_error(path, f"no tokenizer files ({', '.join(TOKENIZER_FILES)}) next to config.json")
+    return None
+
+
 def _load_dir(path: Path, spec: BackboneSpec) -> tuple[nn.Module, object]:
     from transformers import AutoModel, AutoTokenizer
 
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise _folder_error(path, "no model weights (model.safetensors or pytorch_model.bin) next to config.json")
-    # Without any of these, transformers builds a 5-token tokenizer that maps every word to [UNK].
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise _folder_error(path, f"no tokenizer files ({', '.join(TOKENIZER_FILES)}) next to config.json")
+    problem = _folder_files_problem(path)
+    if problem:
+        raise problem
     kwargs = {"add_pooling_layer": False} if spec.family in ("bert", "mpnet") else {}
     try:
         model = AutoModel.from_pretrained(str(path), **kwargs)
@@ -353,9 +361,13 @@ def unavailable(name: str) -> str | None:
     a package that is not installed, or a Hub model that is not in the local cache while offline.
     Raises BackboneError for an unknown name or a bad local folder."""
     spec = backbone_spec(name)
+    if spec.kind == "local":
+        problem = _folder_files_problem(Path(name))
+        return str(problem) if problem else None
     missing = []
     if spec.kind == "package":
-        built = spec.name != "minilm-l6" and (cache_dir() / spec.name).is_dir()  # minilm-l6 has no cache
+        cached = cache_dir() / spec.name
+        built = spec.name != "minilm-l6" and cached.is_dir() and cache_problem(cached, spec.name) is None
         missing = [] if built else [p for p in PACKAGES_READ[spec.name] if installed_version(p) is None]
     if missing:
         return (f"backbone '{name}' needs the package(s) {', '.join(missing)}, not installed; fix: bash "

@@ -54,27 +54,27 @@ def read_source(source: str) -> pd.DataFrame:
         raise SchemaError(f"'{source}' is a folder; pass a results CSV file or GIT_REF:path")
     if path.exists():
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"cannot read '{source}': {exc}") from None
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SchemaError(f"cannot read '{source}': {exc.strerror or exc}") from None
     elif ":" in source:
         ref, _, inside = source.partition(":")
         _check_ref(ref, source)
         if not inside:
             raise SchemaError(f"'{source}' names no file after ':'; write GIT_REF:path, e.g. HEAD~1:results/runs.csv")
         try:
-            result = subprocess.run(["git", "show", f"{ref}:{inside}"], capture_output=True, text=True,
+            result = subprocess.run(["git", "show", f"{ref}:{inside}"], capture_output=True,
                                     cwd=Path(__file__).resolve().parent.parent)
         except OSError as exc:
             raise SchemaError(f"cannot run git to read '{source}': {exc.strerror or exc}") from None
         if result.returncode != 0:
-            detail = " ".join(result.stderr.split())
+            detail = " ".join(result.stderr.decode("utf-8", errors="replace").split())
             raise SchemaError(f"cannot read '{inside}' at git ref '{ref}': {detail}")
-        text = result.stdout
+        data = result.stdout
     else:
         raise SchemaError(f"'{source}' does not exist and is not GIT_REF:path; pass a results CSV file or "
                           "GIT_REF:path, e.g. HEAD~1:results/runs.csv")
-    data = pd.DataFrame(parse_rows(text.encode("utf-8"), source), columns=COLUMNS, dtype=str)
+    data = pd.DataFrame(parse_rows(data, source), columns=COLUMNS, dtype=str)
     return data
 
 

@@ -242,10 +242,10 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         lines.append(f"- {len(busy)} ok run(s) were measured while other processes used the cores (median "
                      f"{busy['other_cpu_load'].median():.2f} cores busy beside the run): their accuracy counts, "
                      "their speeds are left out of the speed columns")
-    unchecked = int((rows["speed_clean"] == "").sum())
+    unchecked = int(((rows["status"] == "ok") & (rows["schema_version"] == "1")).sum())
     if unchecked:
-        lines.append(f"- {unchecked} row(s) predate the quiet-machine check (results schema v1): their speeds are "
-                     "used as recorded")
+        lines.append(f"- {unchecked} ok run(s) predate the quiet-machine check (results schema v1): their speeds "
+                     "are used as recorded")
     ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
     others = sorted(set(ok["cpu"]) - {timing_cpu})
     if others:

@@ -8,24 +8,16 @@ Runs are matched by ``run_id`` (the same grid, task, budget, hyper-parameters, s
 Verdicts: ``identical`` (every seed gave the same accuracy: same CPU and libraries),
 ``agrees`` (the means differ by at most ``max(2 x committed std, TOLERANCE_PTS)`` points: other
 processors sum floats in another order), ``DIFFERS`` (more than that), ``not committed`` (nothing to
-compare with), ``not measured`` (no ok run here).
+compare with).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
 
 from tabulate import tabulate
 
 TOLERANCE_PTS = 1.5  # seen here: the same seed moved by ~0.5 pt between AMD EPYC and Intel Xeon
-
-
-def _latest_finished(rows: Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
-    latest: dict[str, dict[str, str]] = {}
-    for row in rows:
-        latest[row["run_id"]] = row  # a later row (a --rerun) supersedes an earlier one
-    return {rid: r for rid, r in latest.items() if r["status"] in ("ok", "collapsed")}
 
 
 def _std(values: list[float]) -> float:
@@ -36,8 +28,6 @@ def verdict(committed: list[float], here: list[float], same_seeds_equal: bool) -
     """The verdict for one cell from its accuracies (fractions) over seeds."""
     if not committed:
         return "not committed"
-    if not here:
-        return "not measured"
     if same_seeds_equal:
         return "identical"
     tolerance = max(2 * 100 * _std(committed), TOLERANCE_PTS)
@@ -45,13 +35,13 @@ def verdict(committed: list[float], here: list[float], same_seeds_equal: bool) -
     return "agrees" if gap <= tolerance else "DIFFERS"
 
 
-def comparison(committed_rows: list[dict[str, str]], here_rows: list[dict[str, str]]) -> str:
-    """Markdown table: one line per backbone and method measured here."""
-    committed, here = _latest_finished(committed_rows), _latest_finished(here_rows)
+def comparison(committed: dict[str, dict[str, str]], here: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
+    """Markdown table, one line per backbone and method measured here, and the verdicts. Both arguments
+    map run ids to their finished rows (``bench.results.finished_rows``)."""
     cells: dict[tuple[str, str], list[str]] = {}
     for rid, row in here.items():
         cells.setdefault((row["backbone"], row["method"]), []).append(rid)
-    lines = []
+    lines, verdicts = [], []
     for (backbone, method), rids in cells.items():
         mine = [float(here[r]["acc"]) for r in rids]
         theirs = [float(committed[r]["acc"]) for r in rids if r in committed]
@@ -59,15 +49,16 @@ def comparison(committed_rows: list[dict[str, str]], here_rows: list[dict[str, s
         speed_here = statistics.median(float(here[r]["train_samples_per_s"]) for r in rids)
         speed_then = [float(committed[r]["train_samples_per_s"]) for r in rids if r in committed]
         cpus = sorted({committed[r]["cpu"] for r in rids if r in committed})
+        verdicts.append(verdict(theirs, mine, equal and bool(theirs)))
         lines.append([
             backbone, method,
             f"{100 * statistics.mean(theirs):.1f} ± {100 * _std(theirs):.1f} ({len(theirs)})" if theirs else "–",
             f"{100 * statistics.mean(mine):.1f} ± {100 * _std(mine):.1f} ({len(mine)})",
             f"{100 * (statistics.mean(mine) - statistics.mean(theirs)):+.1f}" if theirs else "–",
-            verdict(theirs, mine, equal and bool(theirs)),
+            verdicts[-1],
             f"{speed_here / statistics.median(speed_then):.2f}" if speed_then else "–",
             ", ".join(cpus) or "–",
         ])
     headers = ["backbone", "method", "committed eval acc % (seeds)", "here eval acc % (seeds)", "Δ pts", "verdict",
                "speed here / committed", "committed on CPU"]
-    return tabulate(lines, headers=headers, tablefmt="pipe", disable_numparse=True)
+    return tabulate(lines, headers=headers, tablefmt="pipe", disable_numparse=True), verdicts

@@ -38,6 +38,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from bench import SCHEMA_VERSION
+
 COLUMNS = [
     # identity
     "schema_version", "run_id", "created_at", "grid", "task", "backbone", "method", "seed", "budget",
@@ -61,7 +63,7 @@ COLUMNS = [
 ]
 ADDED_IN_V2 = ("other_cpu_load", "speed_clean")
 # Every header this code can read: the current one and the earlier versions (columns added later absent).
-KNOWN_HEADERS = {2: COLUMNS, 1: [c for c in COLUMNS if c not in ADDED_IN_V2]}
+KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 1: [c for c in COLUMNS if c not in ADDED_IN_V2]}
 STATUSES = ("ok", "failed", "collapsed")
 LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 
@@ -83,6 +85,7 @@ class Record:
     end: int  # byte offset just past it
     fields: list[str]
     terminated: bool  # ended with a newline
+    utf8: bool = True  # False when some of its bytes were not UTF-8
 
 
 def _records(data: bytes) -> Iterator[Record]:
@@ -90,12 +93,16 @@ def _records(data: bytes) -> Iterator[Record]:
     lines = data.splitlines(keepends=True)
     position = 0
     consumed: list[int] = []
+    undecodable: list[bool] = []
 
     def feed() -> Iterator[str]:
-        nonlocal position
         for raw in lines:
             consumed.append(len(raw))
-            yield raw.decode("utf-8", errors="replace")  # offsets come from the raw bytes
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                undecodable.append(True)
+                yield raw.decode("utf-8", errors="replace")  # offsets come from the raw bytes
 
     reader = csv.reader(feed())
     while True:
@@ -108,7 +115,8 @@ def _records(data: bytes) -> Iterator[Record]:
             fields = []
         position += sum(consumed)
         consumed.clear()
-        yield Record(start, position, fields, data[position - 1:position] == b"\n")
+        yield Record(start, position, fields, data[position - 1:position] == b"\n", not undecodable)
+        undecodable.clear()
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -144,7 +152,7 @@ def check_schema(path: Path, writable: bool = False) -> None:
     if not path.exists() or path.stat().st_size == 0:
         return
     version = _version(path, _header_of(path, _read_bytes(path)))
-    if writable and version != max(KNOWN_HEADERS):
+    if writable and version != SCHEMA_VERSION:
         raise SchemaError(
             f"{path} has results schema v{version} (without columns {', '.join(ADDED_IN_V2)}); upgrade it once "
             f"with: python -m bench migrate {path}  (rewrites it atomically and keeps the original as "
@@ -155,6 +163,8 @@ def _damage(record: Record, width: int) -> str | None:
     """Why ``record`` is not a whole row of ``width`` columns, or None."""
     if not record.terminated:
         return "the last line has no newline (cut off by a killed writer or a full disk)"
+    if not record.utf8:
+        return "bytes that are not UTF-8 (a damaged disk or an editor)"
     if len(record.fields) != width:
         return f"{len(record.fields)} fields where the header has {width} (a cut or glued row)"
     if record.fields[-2] not in STATUSES:  # status is the second-to-last column in every version
@@ -191,9 +201,10 @@ def parse_rows(data: bytes, source: Path | str, warn: Callable[[str], None] | No
     return rows
 
 
-def recorded_ids(path: Path, warn: Callable[[str], None] | None = None) -> set[str]:
-    """Run ids already recorded as finished (ok or collapsed); failed runs are retried."""
-    return {r["run_id"] for r in read_rows(path, warn) if r["status"] in ("ok", "collapsed")}
+def finished_rows(path: Path, warn: Callable[[str], None] | None = None) -> dict[str, dict[str, str]]:
+    """The latest row of each run recorded as finished (ok or collapsed), by run id; failed runs are
+    not finished, so they are retried."""
+    return {r["run_id"]: r for r in read_rows(path, warn) if r["status"] in ("ok", "collapsed")}
 
 
 # --- writing ----------------------------------------------------------------------------------------
@@ -296,10 +307,12 @@ def migrate(path: Path) -> str:
     with _lock(path):
         data = _read_bytes(path)
         version = _version(path, _header_of(path, data))
-        if version == max(KNOWN_HEADERS):
+        if version == SCHEMA_VERSION:
             return f"{path} already has the current schema (v{version}); nothing to do"
         rows = read_rows(path)
         backup = path.with_name(f"{path.name}.v{version}.bak")
+        if backup.exists():  # never overwrite an earlier backup
+            backup = path.with_name(f"{path.name}.v{version}.{dt.datetime.now():%Y%m%d-%H%M%S}.bak")
         shutil.copy2(path, backup)
         tmp = path.with_name(f".{path.name}.migrating-{os.getpid()}")
         try:
@@ -312,7 +325,7 @@ def migrate(path: Path) -> str:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    return (f"{path}: {len(rows)} rows upgraded from schema v{version} to v{max(KNOWN_HEADERS)}; original kept "
+    return (f"{path}: {len(rows)} rows upgraded from schema v{version} to v{SCHEMA_VERSION}; original kept "
             f"as {backup}")
 
 
@@ -325,9 +338,10 @@ class RunClaim:
         folder.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(folder / f"{rid}.lock"), timeout=0)
 
-    def acquire(self) -> bool:
+    def acquire(self, wait: bool = False) -> bool:
+        """Take the claim; without ``wait``, False at once when another process holds it."""
         try:
-            self.lock.acquire()
+            self.lock.acquire(timeout=-1 if wait else 0)
             return True
         except Timeout:
             return False

@@ -17,6 +17,7 @@ few lines per epoch, and a summary saying what was measured now and what was reu
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 import traceback
@@ -33,9 +34,8 @@ from bench.results import (
     append_row,
     check_schema,
     environment,
+    finished_rows,
     git_state,
-    read_rows,
-    recorded_ids,
     run_id,
 )
 from bench.tasks import TaskError, check_sizes, resolve_task
@@ -43,6 +43,10 @@ from bench.tasks import TaskError, check_sizes, resolve_task
 # Errors whose message says all there is to say; anything else is an internal error and its traceback
 # is shown on the console too (it is always kept in the log).
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (BackboneError, TaskError, OSError, MemoryError)
+
+
+class GridAborted(RuntimeError):
+    """The grid cannot go on (its results file stopped taking rows); exit 1, not bad input."""
 
 
 class RunLog:
@@ -100,7 +104,7 @@ class GridOutcome:
             text += (f"; nothing was measured on this machine: to measure these runs here, beside the recorded "
                      f"numbers, run: python -m bench reproduce --grid {self.grid}")
         if self.elsewhere:
-            text += f"; {self.elsewhere} running in another process"
+            text += f"; {self.elsewhere} waited for while another process ran them"
         if self.measured["failed"]:
             text += f"; {self.measured['failed']} FAILED (see the log {self.log})"
         return text
@@ -171,9 +175,7 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
     return specs
 
 
-def _reused_line(label: str, rid: str, row: dict | None) -> str:
-    if row is None:
-        return f"{label}: already recorded ({rid}), skipped"
+def _reused_line(label: str, rid: str, row: dict) -> str:
     return (f"{label}: reused, measured {row['created_at'][:10]} on {row['cpu'] or row['device']} "
             f"(eval acc {float(row['acc']):.4f}); not run again (use --rerun to measure it here)")
 
@@ -225,20 +227,23 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
             warned.add(text)
             say(text)
 
-    for index, spec in enumerate(specs, 1):
+    def attempt(index: int, spec, wait: bool) -> bool:
+        """Run ``spec`` unless it is recorded; False when another process holds it and ``wait`` is off."""
         rid = run_id(spec.identity())
         label = f"[{index}/{len(specs)}] {spec.backbone} {spec.variant.name} seed {spec.seed}"
         if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
-            continue
+            return True
         claim = RunClaim(results, rid)
-        if not claim.acquire():
-            say(f"{label}: being run by another process right now; skipped here")
-            outcome.elsewhere += 1
-            continue
+        if not claim.acquire(wait=False):
+            if not wait:
+                say(f"{label}: being run by another process right now; coming back to it at the end")
+                return False
+            say(f"{label}: waiting for the other process running it to finish")
+            claim.acquire(wait=True)
         try:
             # another process may have finished it between our first look and the claim
             if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
-                continue
+                return True
             say(f"{label}: running ({time.perf_counter() - start:.0f} s into the grid)")
             row = {"schema_version": SCHEMA_VERSION, "run_id": rid,
                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -257,7 +262,12 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
                     traceback.print_exc()
                 message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]
                 row.update({"status": "failed", "error": f"{message} (traceback in {log.path})"})
-            append_row(results, row, say=say)
+            try:
+                append_row(results, row, say=say)
+            except SchemaError as exc:  # a full disk mid-grid: not bad input, and the row must not vanish
+                log.write(f"{label}: row NOT recorded: {json.dumps(row, default=str)}")
+                raise GridAborted(f"{exc}; the grid stopped after {len(outcome.rows)} recorded run(s); the "
+                                  f"unrecorded row is in {log.path}") from None
         finally:
             claim.release()
         outcome.rows.append(row)
@@ -270,18 +280,25 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
             say(f"{label}: {row['status']}, eval acc {row['acc']:.4f} (select {row['acc_select']:.4f}, "
                 f"majority {row['majority_rate']:.3f}), {row['train_samples_per_s']:.1f} train samples/s{quiet}, "
                 f"{row['run_s']:.0f} s")
+        return True
+
+    deferred = [(index, spec) for index, spec in enumerate(specs, 1) if not attempt(index, spec, wait=False)]
+    outcome.elsewhere = len(deferred)
+    for index, spec in deferred:  # held by another process: wait for it, then reuse its row or run it here
+        attempt(index, spec, wait=True)
     outcome.seconds = time.perf_counter() - start
     say(outcome.summary())
 
 
 def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None],
            warn: Callable[[str], None]) -> bool:
-    """Whether ``rid`` is recorded as finished; if so, say where it was measured and count it."""
-    if rid not in recorded_ids(results, warn=warn):
+    """Whether ``rid`` is recorded as finished (ok or collapsed: a failed run is retried); if so, say
+    where it was measured and count it."""
+    row = finished_rows(results, warn=warn).get(rid)
+    if row is None:
         return False
-    row = next((r for r in reversed(read_rows(results, warn=lambda _: None)) if r["run_id"] == rid), None)
     say(_reused_line(label, rid, row))
     outcome.reused += 1
-    cpu = (row or {}).get("cpu") or "unknown"
+    cpu = row.get("cpu") or "unknown"
     outcome.reused_cpus[cpu] = outcome.reused_cpus.get(cpu, 0) + 1
     return True

@@ -172,24 +172,33 @@ class Progress(Callback):
 
 
 class CpuLoadMeter:
-    """CPU time the rest of the machine used while a block ran, in cores (Linux ``/proc/stat``).
+    """CPU time the rest of the machine used on this process's cores while a block ran, in cores.
 
-    Busy time of all cores minus this process's own CPU time, divided by wall time: 0 on a quiet
-    machine, about 1 when another process keeps one core busy. ``None`` where it cannot be read."""
+    Busy time of the cores this process may run on (its affinity; Linux ``/proc/stat``) minus this
+    process's own CPU time, divided by wall time: 0 on a quiet machine, about 1 when another process
+    keeps one of those cores busy. ``None`` where it cannot be read."""
 
-    def __init__(self, stat_path: str = "/proc/stat"):
+    def __init__(self, stat_path: str = "/proc/stat", cores: set[int] | None = None):
         self.stat_path = stat_path
+        self.cores = cores if cores is not None else _affinity()
         self.load: float | None = None
 
     def _busy_seconds(self) -> float | None:
+        total = 0
         try:
             with open(self.stat_path) as handle:
-                fields = [int(v) for v in handle.readline().split()[1:]]
-        except (OSError, ValueError):
+                lines = [line.split() for line in handle if line.startswith("cpu") and line[3:4].isdigit()]
+            seen = 0
+            for name, *values in lines:
+                if self.cores is None or int(name[3:]) in self.cores:
+                    fields = [int(v) for v in values]
+                    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+                    guest = sum(fields[8:10])  # already counted in user / nice
+                    total += sum(fields) - idle - guest
+                    seen += 1
+        except (OSError, ValueError, IndexError):
             return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        guest = sum(fields[8:10])  # already counted in user / nice
-        return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
+        return total / os.sysconf("SC_CLK_TCK") if seen else None
 
     def __enter__(self) -> CpuLoadMeter:
         self._busy, self._own, self._wall = self._busy_seconds(), time.process_time(), time.perf_counter()
@@ -202,6 +211,13 @@ class CpuLoadMeter:
             return
         own = time.process_time() - self._own
         self.load = max(0.0, (busy - self._busy - own) / wall)
+
+
+def _affinity() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux: count every core
+        return None
 
 
 def speed_is_clean(other_load: float | None, threads: int, cores: int) -> bool | None:

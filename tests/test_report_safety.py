@@ -186,7 +186,7 @@ def test_compare_passes_a_plain_ref_to_git_and_names_a_missing_file(monkeypatch,
 
     def fake(args, **kwargs):
         seen.append(args)
-        return subprocess.CompletedProcess(args, 1, "", "fatal: path 'x.csv' does not exist in 'HEAD~1'\n")
+        return subprocess.CompletedProcess(args, 1, b"", b"fatal: path 'x.csv' does not exist in 'HEAD~1'\n")
 
     monkeypatch.setattr(subprocess, "run", fake)
     with pytest.raises(SchemaError, match="cannot read 'x.csv' at git ref 'HEAD~1': fatal: path"):

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from bench.results import COLUMNS, SchemaError, append_row, check_schema, read_rows, recorded_ids, run_id
+from bench.results import COLUMNS, SchemaError, append_row, check_schema, finished_rows, read_rows, run_id
 
 
 def row(**values) -> dict:
@@ -30,12 +30,12 @@ def test_csv_round_trips(tmp_path) -> None:
         assert next(csv.reader(handle)) == COLUMNS
 
 
-def test_recorded_ids_skip_failed_runs(tmp_path) -> None:
+def test_finished_rows_skip_failed_runs(tmp_path) -> None:
     path = tmp_path / "runs.csv"
     append_row(path, row(run_id="ok1"))
     append_row(path, row(run_id="col", status="collapsed"))
     append_row(path, row(run_id="bad", status="failed"))
-    assert recorded_ids(path) == {"ok1", "col"}
+    assert set(finished_rows(path)) == {"ok1", "col"}
 
 
 def test_another_schema_is_refused_and_left_untouched(tmp_path) -> None:

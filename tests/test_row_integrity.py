@@ -17,9 +17,9 @@ from bench.results import (
     RunClaim,
     SchemaError,
     append_row,
+    finished_rows,
     migrate,
     read_rows,
-    recorded_ids,
 )
 
 
@@ -67,7 +67,7 @@ def test_readers_skip_damage_anywhere_and_name_its_offset(tmp_path) -> None:
     assert [r["run_id"] for r in rows] == ["a", "b"]
     assert rows[1]["error"] == 'quote " comma, newline\nend'
     assert any(f"byte {offset}" in w for w in warnings) and len(warnings) == 2
-    assert recorded_ids(path, warn=lambda _: None) == {"a", "b"}
+    assert set(finished_rows(path, warn=lambda _: None)) == {"a", "b"}
 
 
 def test_a_full_disk_leaves_no_half_row(tmp_path, monkeypatch) -> None:
@@ -211,3 +211,18 @@ def test_a_real_full_disk_leaves_only_whole_rows(tmp_path) -> None:
         assert path.read_bytes().endswith(b"\n")
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_row_with_bytes_that_are_not_utf8_is_damaged_not_read(tmp_path) -> None:
+    path = tmp_path / "runs.csv"
+    append_row(path, row("a"))
+    offset = path.stat().st_size
+    append_row(path, row("b"))
+    append_row(path, row("c"))
+    data = bytearray(path.read_bytes())
+    data[offset + 5] = 0xFF  # one flipped byte inside row b
+    path.write_bytes(bytes(data))
+    warnings: list[str] = []
+    assert [r["run_id"] for r in read_rows(path, warn=warnings.append)] == ["a", "c"]
+    assert warnings == [f"warning: {path}: damaged record at byte {offset} skipped: bytes that are not UTF-8 "
+                        "(a damaged disk or an editor)"]
