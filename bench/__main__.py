@@ -198,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
-        print(f"\ninterrupted by {'SIGTERM' if terminated else 'Ctrl-C'}: finished runs are recorded, the "
-              "interrupted one is not; run the same command again to resume", file=sys.stderr)
+        resume = (": finished runs are recorded, the interrupted one is not; run the same command again to resume"
+                  if args.command in ("run", "reproduce") else "")
+        print(f"\ninterrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{resume}", file=sys.stderr)
         return 143 if terminated else 130
     finally:
         signal.signal(signal.SIGTERM, previous)

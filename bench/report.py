@@ -440,7 +440,9 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(out_dir.parent / f".{out_dir.name}.lock")):  # two `report`s at once take turns
+        lock = out_dir.parent / f".{out_dir.name}.lock"
+        lock.touch()  # filelock waits forever on a lock file it cannot create: fail here instead
+        with FileLock(str(lock)):  # two `report`s at once take turns
             names = update(render, out_dir, PLOTS) if out_dir.is_dir() else create(render, out_dir)
     except OSError as exc:
         raise ReportError(f"cannot write reports into '{out_dir}': {os_reason(exc)}; it was left as it "

@@ -207,3 +207,10 @@ def test_two_reports_at_once_take_turns_and_leave_a_whole_folder(rendered, out) 
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert not [p for p in out.iterdir() if report_install.TEMP_PREFIX in p.name]
     assert check_reports(rendered["sizes"], out) == 0 or check_reports(rendered["other"], out) == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc (a folder nobody can write in)")
+def test_a_reports_folder_where_nothing_can_be_written_is_one_line_not_a_hang(rendered, capsys) -> None:
+    assert main(["report", "--results-dir", str(rendered["sizes"]), "--out", "/proc/bench-reports"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write reports into '/proc/bench-reports'" in err and err.count("\n") == 1
