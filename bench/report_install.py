@@ -146,6 +146,9 @@ def update(render: Callable[[Path], list[str]], out_dir: Path, plots: list[str])
     harness did not write, then swap the files in, drop stale generated files, and write the manifest.
     Any failure restores every file already swapped, so the folder is left wholly old or wholly new."""
     previous, how = previously_generated(out_dir, plots)
+    for stale in out_dir.glob(f"{TEMP_PREFIX}*"):  # left by a killed run (callers hold the report lock)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))
     new, old = tmp / "new", tmp / "old"
     keep_tmp = False

@@ -214,3 +214,10 @@ def test_a_reports_folder_where_nothing_can_be_written_is_one_line_not_a_hang(re
     assert main(["report", "--results-dir", str(rendered["sizes"]), "--out", "/proc/bench-reports"]) == 2
     err = capsys.readouterr().err
     assert "cannot write reports into '/proc/bench-reports'" in err and err.count("\n") == 1
+
+
+def test_a_temporary_folder_left_by_a_killed_report_is_swept(rendered, out) -> None:
+    leftover = out / f"{report_install.TEMP_PREFIX}killed"
+    (leftover / "new").mkdir(parents=True)
+    write_reports(rendered["sizes"], out)
+    assert not leftover.exists() and check_reports(rendered["sizes"], out) == 0
