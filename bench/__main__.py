@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
-from bench.grids import BUDGETS, GRIDS, GridError, get_grid, narrow
+from bench.grid_files import GRIDS, apply_sets, get_grid
+from bench.grids import BUDGETS, GridError, narrow
 from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
 from bench.runner import GridAborted
@@ -54,7 +55,10 @@ def _seeds(text: str) -> list[int]:
 
 
 def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
-    parser.add_argument("--grid", default="sizes", help=f"one of: {', '.join(GRIDS)} (default sizes)")
+    parser.add_argument("--grid", default="sizes",
+                        help=f"one of: {', '.join(GRIDS)} (default sizes), or a path to a .toml grid file")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                        help="override a method's setting, e.g. --set prefix.lr=3e-3 (repeatable)")
     parser.add_argument("--methods", type=_csv_list, help="comma-separated subset of the grid's methods")
     parser.add_argument("--backbones", type=_csv_list, help="comma-separated backbones or local directories")
     parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
@@ -100,7 +104,7 @@ def _list() -> None:
     for g in GRIDS.values():
         methods = ", ".join(v.name for v in g.variants)
         print(f"  {g.name:17} {g.description}\n  {'':17} methods {methods}; backbones {', '.join(g.backbones)};"
-              f" seeds {list(g.seeds)}; task {g.task}; budget {g.budget}")
+              f" seeds {list(g.seeds)}; task {g.task}; budget {g.budget}; file grids/{g.name}.toml")
     print("budgets:")
     for b in BUDGETS.values():
         print(f"  {b.name:17} {b.describe()}")
@@ -140,7 +144,8 @@ def check_device(device: str) -> None:
 def _run(args) -> int:
     from bench.runner import run_grid
 
-    grid = narrow(get_grid(args.grid), args.methods, args.backbones, args.seeds, args.task, args.budget)
+    grid = narrow(apply_sets(get_grid(args.grid), args.set), args.methods, args.backbones, args.seeds, args.task,
+                  args.budget)
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)

@@ -1,10 +1,10 @@
-"""Named grids and budgets: which methods run on which backbones, with which seeds and how much data.
+"""Grids and budgets: which methods run on which backbones, with which seeds and how much data.
 
-A grid is methods (as variants: a method plus hyper-parameter overrides and a label) x backbones x
-seeds on one task under one budget. A budget caps the data and epochs so a grid fits a machine:
-``default`` is sized for the 2-core CPU (the ``sizes`` grid in about 30 minutes), ``full`` is the
-whole protocol (whole train set, each method's own epoch count) for GPUs or patient CPUs.
-``python -m bench list`` prints all of this.
+The grids themselves are files (``grids/*.toml``, read by ``bench.grid_files``). A grid is methods
+(as variants: a method plus setting overrides and a label) x backbones x seeds on one task under one
+budget. A budget caps the data and epochs so a grid fits a machine: ``default`` is sized for the
+2-core CPU (the ``sizes`` grid in about 30 minutes), ``full`` is the whole protocol (whole train set,
+each method's own epoch count) for GPUs or patient CPUs. ``python -m bench list`` prints all of this.
 """
 
 from __future__ import annotations
@@ -74,46 +74,11 @@ class Grid:
     seeds: tuple[int, ...] = (0,)
     task: str = "auto"
     budget: str = "default"
-
-
-THREE = (Variant("finetune"), Variant("prompt"), Variant("prefix"))
-# Random tiny backbones learn nothing at pretrained-model learning rates in a few epochs.
-SMOKE = (Variant("finetune", {"lr": 1e-3}), Variant("prompt", {"lr": 3e-2}), Variant("prefix", {"lr": 3e-2}))
-TUTORIAL_PROMPT = Variant("prompt", {"train_head": False, "prompt_len": 20, "lr": 1e-2, "epochs": 10,
-                                     "init": "normal"}, "prompt-tutorial")
-
-GRIDS = {
-    g.name: g
-    for g in [
-        Grid("sizes", "packaged pretrained backbones (offline) x the three methods",
-             THREE, ("minilm-l3", "minilm-l6", "mpnet-base")),
-        Grid("bert-sizes", "BERT miniatures up to bert-base (needs the Hub or its cache)",
-             THREE, ("bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base")),
-        Grid("tutorial", "the fastNLP tutorial: distilbert-base, prompt, head frozen, P=20, lr 1e-2, "
-             "10 epochs, batch 32, SST-2 (needs the Hub)", (TUTORIAL_PROMPT,), ("distilbert-base",),
-             task="sst2", budget="full"),
-        # Full budget: the tutorial's 10 epochs over the whole training set (the default budget's
-        # 3 epochs over 1,000 sentences leave a frozen random head almost untrained).
-        Grid("tutorial-offline", "the tutorial's prompt setting (head frozen at random init, P=20, lr 1e-2, "
-             "10 epochs) beside prompt with a trained head, on packaged backbones",
-             (TUTORIAL_PROMPT, Variant("prompt")), ("minilm-l6", "mpnet-base"), budget="full"),
-        Grid("smoke", "random tiny BERT and MPNet on the synthetic task: seconds, for CI",
-             SMOKE, ("random-bert-tiny", "random-mpnet-tiny"), task="synthetic", budget="smoke"),
-    ]
-}
+    reference: str = ""  # the method label the report compares against ("" for none)
 
 
 class GridError(ValueError):
     """An unknown grid, budget, method or backbone; the message lists what is accepted."""
-
-
-def _pick(kind: str, wanted: list[str] | None, available: list[str]) -> list[str] | None:
-    if wanted is None:
-        return None
-    unknown = [w for w in wanted if w not in available]
-    if unknown:
-        raise GridError(f"unknown {kind} {unknown}; accepted: {', '.join(available)}")
-    return wanted
 
 
 def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | None = None,
@@ -150,9 +115,3 @@ def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | 
                    backbones=tuple(backbones) if backbones is not None else grid.backbones,
                    seeds=tuple(seeds) if seeds is not None else grid.seeds,
                    task=task or grid.task, budget=budget or grid.budget)
-
-
-def get_grid(name: str) -> Grid:
-    if name not in GRIDS:
-        raise GridError(f"unknown grid '{name}'; accepted: {', '.join(GRIDS)}")
-    return GRIDS[name]

@@ -125,8 +125,7 @@ def validate(grid: Grid) -> None:
         if method is None:
             problems.append(f"{variant.name}: unknown method '{variant.method}'; accepted: {', '.join(METHODS)}")
             continue
-        problems += [f"{variant.name}: {p}" if variant.name != variant.method else p
-                     for p in method.check_hparams({**method.defaults, **variant.overrides})]
+        problems += method.check_hparams({**method.defaults, **variant.overrides}, variant.name)
     if not grid.variants or not grid.backbones or not grid.seeds:
         problems.append("the grid has no methods, backbones or seeds to run")
     if problems:

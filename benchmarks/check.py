@@ -62,7 +62,7 @@ def ratios(medians: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def accuracy_guard() -> dict[str, dict[str, float]]:
     """Run the smoke grid (1 thread) into a temporary CSV; accuracy and loss per run."""
-    from bench.grids import GRIDS
+    from bench.grid_files import GRIDS
     from bench.results import read_rows
     from bench.runner import run_grid
 

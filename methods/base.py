@@ -143,18 +143,19 @@ class Method(nn.Module):
         return {**cls.defaults, **overrides}
 
     @classmethod
-    def check_hparams(cls, values: dict[str, Any]) -> list[str]:
-        """Every problem with ``values`` (unknown names, wrong types, out of range), each saying what is
-        accepted; empty when all are valid."""
+    def check_hparams(cls, values: dict[str, Any], where: str | None = None) -> list[str]:
+        """Every problem with ``values`` (unknown names, wrong types, out of range), each starting with
+        ``where`` (default: the method's name) and saying what is accepted; empty when all are valid."""
+        where = where or cls.name
         problems = []
         unknown = sorted(set(values) - set(cls.defaults))
         if unknown:
-            problems.append(f"{cls.name}: no hyper-parameter {unknown}; accepted: {', '.join(sorted(cls.defaults))}")
+            problems.append(f"{where}: no setting {unknown}; accepted: {', '.join(sorted(cls.defaults))}")
         checks = {**COMMON_CHECKS, **cls.checks}
         for key in sorted(set(values) & set(cls.defaults)):
             accepted = checks[key](values[key])
             if accepted:
-                problems.append(f"{cls.name}.{key}={values[key]!r}: must be {accepted}")
+                problems.append(f"{where}.{key}={values[key]!r}: must be {accepted}")
         return problems
 
     # --- what a method provides -------------------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 
 from bench.__main__ import main
 from bench.backbones import BackboneError, load_backbone
-from bench.grids import GRIDS, narrow
+from bench.grid_files import GRIDS
+from bench.grids import narrow
 from bench.results import read_rows
 from bench.runner import run_grid
 
@@ -56,7 +57,7 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--grid", "nope"], "unknown grid 'nope'; accepted: sizes"),
+    (["--grid", "nope"], "unknown grid 'nope'; accepted: bert-sizes, sizes, smoke"),
     (["--grid", "smoke", "--methods", "lora"], "unknown method ['lora']; accepted: finetune"),
     (["--grid", "smoke", "--backbones", "gpt9"], "unknown backbone ['gpt9']; accepted: minilm-l3"),
     (["--grid", "smoke", "--task", "imdb"], "unknown task 'imdb'; accepted: auto"),

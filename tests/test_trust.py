@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bench.__main__ import main
-from bench.grids import GRIDS, GridError, Variant, narrow
+from bench.grid_files import GRIDS
+from bench.grids import GridError, Variant, narrow
 from bench.results import read_rows
 from bench.runner import run_grid
 from bench.train import CpuLoadMeter, speed_is_clean
@@ -76,9 +77,10 @@ def test_invalid_hyper_parameters_are_all_listed_before_anything_runs(tmp_path) 
         run_grid(grid, results, threads=1, progress=False, say=lambda _: None)
     message = str(error.value)
     for expected in ("finetune.epochs=0: must be an integer >= 1", "finetune.lr=nan: must be a finite number > 0",
-                     "prompt-bad: prompt.prompt_len=0", "prompt.head_dropout=1.0: must be a number in [0, 1)",
+                     "prompt-bad.prompt_len=0: must be an integer >= 1",
+                     "prompt-bad.head_dropout=1.0: must be a number in [0, 1)",
                      "prefix.init_std=-1.0", "prefix.projection='yes': must be true or false",
-                     "prefix: no hyper-parameter ['typo']"):
+                     "prefix: no setting ['typo']"):
         assert expected in message
     assert "\n" not in message and not results.exists()
 

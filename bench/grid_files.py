@@ -1,0 +1,149 @@
+"""Grids as files: the built-in grids live in ``grids/*.toml``; a user's grid is a TOML file run by path.
+
+TOML, read with the standard library's ``tomllib``: no dependency, comments allowed (a grid file
+explains itself), typed values (``lr = 1e-3`` is a float, ``train_head = false`` a boolean), and
+tables map one-to-one onto methods. A grid file::
+
+    description = "what this grid asks"
+    backbones = ["minilm-l6", "/path/to/a/saved/model"]
+    seeds = [0, 1, 2]
+    task = "mr"              # auto, mr, sst2, synthetic
+    budget = "default"       # default, full, smoke
+    reference = "finetune"   # the method the report compares against ("" for none)
+
+    [methods.finetune]       # one table per method, in report order
+    [methods.prompt]
+    prompt_len = 20          # any of the method's settings (python -m bench list)
+    [methods.prompt-long]    # a second variant of a method: a label and `method = ...`
+    method = "prompt"
+    prompt_len = 64
+
+``load_grid_file`` lists every problem of a file at once, each with its key path and what is accepted,
+before anything runs. ``apply_sets`` applies ``--set method.key=value`` overrides (values read as TOML,
+else as a plain string), checked the same way. ``get_grid(name_or_path)`` finds a grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from bench.grids import BUDGETS, Grid, GridError, Variant
+
+GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
+TOP_KEYS = {"description": "a string", "backbones": "a list of backbone names or model folders",
+            "seeds": "a list of integers >= 0", "task": "a task name", "budget": "a budget name",
+            "reference": "a method label of this grid, or \"\"", "methods": "a table of method tables"}
+
+
+def _problems_of(data: dict[str, Any]) -> list[str]:
+    """Every problem of a parsed grid file, each as ``key.path: what is wrong; what is accepted``."""
+    from bench.backbones import BACKBONES
+    from bench.tasks import TASKS
+    from methods import METHODS
+
+    problems = [f"{key}: unknown key; accepted: {', '.join(TOP_KEYS)}" for key in data if key not in TOP_KEYS]
+    if not isinstance(data.get("description", ""), str):
+        problems.append("description: must be a string")
+    backbones = data.get("backbones")
+    if not isinstance(backbones, list) or not backbones or not all(isinstance(b, str) for b in backbones):
+        problems.append("backbones: must be a non-empty list of strings (registered names or model folders)")
+    else:
+        unknown = [b for b in backbones if b not in BACKBONES and not Path(b).is_dir()]
+        if unknown:
+            problems.append(f"backbones: unknown {unknown}; accepted: {', '.join(BACKBONES)}, or a model folder")
+    seeds = data.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        problems.append(f"seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
+    task = data.get("task", "auto")
+    if task not in ("auto", *TASKS):
+        problems.append(f"task: unknown {task!r}; accepted: auto, {', '.join(TASKS)}")
+    budget = data.get("budget", "default")
+    if budget not in BUDGETS:
+        problems.append(f"budget: unknown {budget!r}; accepted: {', '.join(BUDGETS)}")
+    methods = data.get("methods")
+    if not isinstance(methods, dict) or not methods:
+        problems.append("methods: must hold at least one method table, e.g. [methods.finetune]")
+        return problems
+    for label, table in methods.items():
+        if not isinstance(table, dict):
+            problems.append(f"methods.{label}: must be a table of settings")
+            continue
+        method = table.get("method", label)
+        if method not in METHODS:
+            where = "method" if "method" in table else "(the table's name)"
+            problems.append(f"methods.{label}.{where}: unknown method {method!r}; accepted: {', '.join(METHODS)}")
+            continue
+        settings = {k: v for k, v in table.items() if k != "method"}
+        problems += METHODS[method].check_hparams({**METHODS[method].defaults, **settings}, f"methods.{label}")
+    reference = data.get("reference", "")
+    if not isinstance(reference, str) or (reference and reference not in methods):
+        problems.append(f"reference: {reference!r} is not a method of this grid; accepted: "
+                        f"{', '.join(map(repr, methods))}, or \"\"")
+    return problems
+
+
+def load_grid_file(path: Path) -> Grid:
+    """The grid in TOML file ``path`` (named after the file); GridError listing every problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GridError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GridError(f"grid file {path} is not valid TOML: {exc}") from None
+    problems = _problems_of(data)
+    if problems:
+        raise GridError(f"grid file {path} has {len(problems)} problem(s), nothing was run: " + "; ".join(problems))
+    variants = tuple(Variant(table.get("method", label), {k: v for k, v in table.items() if k != "method"},
+                             "" if table.get("method", label) == label else label)
+                     for label, table in data["methods"].items())
+    return Grid(path.stem, data.get("description", ""), variants, tuple(data["backbones"]),
+                tuple(data.get("seeds", [0])), data.get("task", "auto"), data.get("budget", "default"),
+                data.get("reference", ""))
+
+
+GRIDS: dict[str, Grid] = {path.stem: load_grid_file(path) for path in sorted(GRIDS_DIR.glob("*.toml"))}
+
+
+def get_grid(name: str) -> Grid:
+    """A built-in grid by name, or a user's grid file by path (anything ending in .toml)."""
+    if name in GRIDS:
+        return GRIDS[name]
+    if name.endswith(".toml") or Path(name).is_file():
+        if not Path(name).is_file():
+            raise GridError(f"grid file '{name}' does not exist; accepted: {', '.join(GRIDS)}, or a .toml grid file")
+        return load_grid_file(Path(name))
+    raise GridError(f"unknown grid '{name}'; accepted: {', '.join(GRIDS)}, or a path to a .toml grid file")
+
+
+def parse_set(text: str) -> tuple[str, str, Any]:
+    """``method.key=value`` as (method, key, value); the value is read as TOML, else kept as a string."""
+    target, sep, raw = text.partition("=")
+    method, dot, key = target.strip().partition(".")
+    if not sep or not dot or not method or not key:
+        raise GridError(f"--set '{text}' is not METHOD.KEY=VALUE, e.g. --set prefix.lr=3e-3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as normal
+    return method, key, value
+
+
+def apply_sets(grid: Grid, sets: list[str]) -> Grid:
+    """The grid with every ``--set METHOD.KEY=VALUE`` applied to the variants labelled or of that method;
+    a method the grid does not have is an error (the values themselves are checked with the grid)."""
+    variants = list(grid.variants)
+    for text in sets:
+        method, key, value = parse_set(text)
+        chosen = [i for i, v in enumerate(variants) if method in (v.name, v.method)]
+        if not chosen:
+            raise GridError(f"--set {text}: grid {grid.name} has no method '{method}'; accepted: "
+                            f"{', '.join(dict.fromkeys(n for v in variants for n in (v.name, v.method)))}")
+        for i in chosen:
+            variants[i] = replace(variants[i], overrides={**variants[i].overrides, key: value})
+    return replace(grid, variants=tuple(variants))

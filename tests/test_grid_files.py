@@ -1,0 +1,98 @@
+"""Grids as files and --set overrides: built-in files load, a user's file runs, every problem of a bad
+file is listed with its key path before anything runs, and overrides are typed and checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.__main__ import main
+from bench.grid_files import GRIDS, GRIDS_DIR, apply_sets, get_grid, load_grid_file, parse_set
+from bench.grids import GridError
+from bench.results import read_rows
+
+QUICK = ["--methods", "finetune", "--backbones", "random-bert-tiny", "--seeds", "0", "--threads", "1", "--quiet"]
+
+
+def test_every_built_in_grid_is_a_file_that_loads() -> None:
+    files = sorted(p.stem for p in GRIDS_DIR.glob("*.toml"))
+    assert files == sorted(GRIDS) and {"sizes", "smoke", "tutorial-offline"} <= set(files)
+    tutorial = GRIDS["tutorial-offline"]
+    assert [v.name for v in tutorial.variants] == ["prompt-tutorial", "prompt"]
+    assert tutorial.variants[0].method == "prompt" and tutorial.variants[0].overrides["train_head"] is False
+    assert tutorial.reference == "prompt" and tutorial.budget == "full"
+    assert get_grid("sizes") is GRIDS["sizes"]
+
+
+def test_a_users_grid_file_runs_by_path(tmp_path, capsys) -> None:
+    grid = tmp_path / "mine.toml"
+    grid.write_text('description = "mine"\nbackbones = ["random-bert-tiny"]\nseeds = [0]\ntask = "synthetic"\n'
+                    'budget = "smoke"\nreference = "finetune"\n[methods.finetune]\nlr = 2e-3\nepochs = 1\n')
+    results = tmp_path / "runs.csv"
+    assert main(["--grid", str(grid), *QUICK, "--results", str(results)]) == 0
+    (row,) = read_rows(results)
+    assert row["grid"] == "mine" and row["status"] == "ok"
+    assert json.loads(row["hparams"])["lr"] == 2e-3 and row["epochs"] == "1"
+
+
+def test_a_malformed_grid_file_lists_every_problem_with_its_key_path(tmp_path) -> None:
+    grid = tmp_path / "bad.toml"
+    grid.write_text('colour = "red"\nbackbones = ["gpt9"]\nseeds = [0, -1]\ntask = "imdb"\nbudget = "huge"\n'
+                    'reference = "lora"\n[methods.finetune]\nlr = -1.0\ntypo = 3\n[methods.nope]\n'
+                    '[methods.long]\nmethod = "prompt"\nprompt_len = 0\n')
+    with pytest.raises(GridError) as error:
+        load_grid_file(grid)
+    message = str(error.value)
+    for expected in ["colour: unknown key; accepted: description", "backbones: unknown ['gpt9']",
+                     "seeds: must be a non-empty list of integers >= 0", "task: unknown 'imdb'; accepted: auto",
+                     "budget: unknown 'huge'; accepted: default",
+                     "methods.finetune.lr=-1.0: must be a finite number > 0",
+                     "methods.finetune: no setting ['typo']", "methods.nope.(the table's name): unknown method 'nope'",
+                     "methods.long.prompt_len=0: must be an integer >= 1", "reference: 'lora' is not a method"]:
+        assert expected in message
+    assert "has 10 problem(s)" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("backbones = [", "is not valid TOML"),
+    ('backbones = ["random-bert-tiny"]\n', "methods: must hold at least one method table"),
+])
+def test_unreadable_or_empty_grid_files_are_one_line(tmp_path, text, message, capsys) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text(text)
+    assert main(["--grid", str(grid), "--results", str(tmp_path / "runs.csv")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "runs.csv").exists()
+
+
+def test_a_missing_grid_file_names_what_is_accepted(capsys) -> None:
+    assert main(["--grid", "nowhere/mine.toml"]) == 2
+    assert "grid file 'nowhere/mine.toml' does not exist; accepted: " in capsys.readouterr().err
+
+
+def test_set_values_are_read_as_toml_else_as_words() -> None:
+    assert parse_set("prefix.lr=3e-3") == ("prefix", "lr", 3e-3)
+    assert parse_set("prompt.train_head=false") == ("prompt", "train_head", False)
+    assert parse_set("prompt.prompt_len=20") == ("prompt", "prompt_len", 20)
+    assert parse_set("prompt.init=normal") == ("prompt", "init", "normal")
+    with pytest.raises(GridError, match="is not METHOD.KEY=VALUE"):
+        parse_set("prefix.lr")
+    grid = apply_sets(GRIDS["tutorial-offline"], ["prompt.prompt_len=8", "prompt-tutorial.lr=0.5"])
+    assert [v.overrides.get("prompt_len") for v in grid.variants] == [8, 8]  # both variants are prompt
+    assert [v.overrides.get("lr") for v in grid.variants] == [0.5, None]  # a label targets one variant
+    with pytest.raises(GridError, match="has no method 'lora'; accepted: prompt-tutorial, prompt"):
+        apply_sets(GRIDS["tutorial-offline"], ["lora.r=8"])
+
+
+def test_set_overrides_run_and_are_checked(tmp_path, capsys) -> None:
+    results = tmp_path / "runs.csv"
+    assert main(["--grid", "smoke", *QUICK, "--set", "finetune.lr=2e-3", "--results", str(results)]) == 0
+    assert json.loads(read_rows(results)[0]["hparams"])["lr"] == 2e-3
+    capsys.readouterr()
+    assert main(["--grid", "smoke", *QUICK, "--set", "finetune.lr=-1", "--set", "finetune.epochs=x",
+                 "--results", str(tmp_path / "other.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "finetune.epochs='x': must be an integer >= 1" in err
+    assert "finetune.lr=-1: must be a finite number > 0" in err
+    assert not (tmp_path / "other.csv").exists()
