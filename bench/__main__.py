@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
-from bench.grid_files import GRIDS, apply_sets, get_grid
+from bench.grid_files import GRIDS, apply_sets, expand_sweeps, get_grid
 from bench.grids import BUDGETS, GridError, narrow
 from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
@@ -144,8 +144,8 @@ def check_device(device: str) -> None:
 def _run(args) -> int:
     from bench.runner import run_grid
 
-    grid = narrow(apply_sets(get_grid(args.grid), args.set), args.methods, args.backbones, args.seeds, args.task,
-                  args.budget)
+    grid = narrow(expand_sweeps(apply_sets(get_grid(args.grid), args.set)), args.methods, args.backbones, args.seeds,
+                  args.task, args.budget)
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)

@@ -18,18 +18,21 @@ tables map one-to-one onto methods. A grid file::
     method = "prompt"
     prompt_len = 64
 
+A list value is a sweep: ``lr = [1e-3, 3e-3, 1e-2]`` runs every combination of the listed values
+(``expand_sweeps``); the report picks each backbone's and method's winner on the ``select`` split.
+
 ``load_grid_file`` lists every problem of a file at once, each with its key path and what is accepted,
 before anything runs. ``apply_sets`` applies ``--set method.key=value`` overrides (values read as TOML,
-else as a plain string), checked the same way. ``get_grid(name_or_path)`` finds a grid.
+else as a plain string; ``--set prefix.lr=[1e-3,3e-3]`` sweeps). ``get_grid(name_or_path)`` finds a grid.
 """
 
 from __future__ import annotations
 
+import itertools
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from bench.grids import BUDGETS, Grid, GridError, Variant
 
@@ -79,12 +82,32 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
             problems.append(f"methods.{label}.{where}: unknown method {method!r}; accepted: {', '.join(METHODS)}")
             continue
         settings = {k: v for k, v in table.items() if k != "method"}
-        problems += METHODS[method].check_hparams({**METHODS[method].defaults, **settings}, f"methods.{label}")
+        where = f"methods.{label}"
+        problems += [f"{where}.{key}: an empty list sweeps nothing; give at least one value"
+                     for key, value in settings.items() if value == []]
+        for combination in _combinations({k: v for k, v in settings.items() if v != []}):  # every swept value
+            problems += [p for p in METHODS[method].check_hparams({**METHODS[method].defaults, **combination}, where)
+                         if p not in problems]
     reference = data.get("reference", "")
     if not isinstance(reference, str) or (reference and reference not in methods):
         problems.append(f"reference: {reference!r} is not a method of this grid; accepted: "
                         f"{', '.join(map(repr, methods))}, or \"\"")
     return problems
+
+
+def _combinations(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the listed (swept) values of ``settings``; scalars are kept as they are."""
+    swept = [key for key, value in settings.items() if isinstance(value, list)]
+    return [{**settings, **dict(zip(swept, values, strict=True))}
+            for values in itertools.product(*(settings[key] for key in swept))]
+
+
+def expand_sweeps(grid: Grid) -> Grid:
+    """The grid with every variant that has list values replaced by one variant per combination (same
+    label: the rows of a sweep share their method column and differ in ``hparams``)."""
+    variants = tuple(replace(v, overrides=combination) for v in grid.variants
+                     for combination in _combinations(dict(v.overrides)))
+    return replace(grid, variants=variants)
 
 
 def load_grid_file(path: Path) -> Grid:

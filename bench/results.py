@@ -246,7 +246,7 @@ def _set_aside_damaged_tail(path: Path, say: Callable[[str], None]) -> None:
     if why is None:
         return
     aside = path.with_name(path.name + ".damaged")
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with aside.open("ab") as handle:
         handle.write(f"# {stamp}: from {path.name}, bytes {last.offset}-{len(data)}: {why}\n".encode())
         handle.write(data[last.offset:] + (b"" if data.endswith(b"\n") else b"\n"))

@@ -245,7 +245,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
                 return True
             say(f"{label}: running ({time.perf_counter() - start:.0f} s into the grid)")
             row = {"schema_version": SCHEMA_VERSION, "run_id": rid,
-                   "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                    "grid": grid.name, "task": task.name, "backbone": spec.backbone,
                    "method": spec.variant.name, "seed": spec.seed, "budget": grid.budget,
                    "hparams": hparams_json(spec), "git_sha": sha, "git_dirty": dirty,

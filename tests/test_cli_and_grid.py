@@ -57,7 +57,7 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--grid", "nope"], "unknown grid 'nope'; accepted: bert-sizes, sizes, smoke"),
+    (["--grid", "nope"], "unknown grid 'nope'; accepted: bert-sizes, lr-sweep, sizes, smoke"),
     (["--grid", "smoke", "--methods", "lora"], "unknown method ['lora']; accepted: finetune"),
     (["--grid", "smoke", "--backbones", "gpt9"], "unknown backbone ['gpt9']; accepted: minilm-l3"),
     (["--grid", "smoke", "--task", "imdb"], "unknown task 'imdb'; accepted: auto"),

@@ -96,3 +96,42 @@ def test_set_overrides_run_and_are_checked(tmp_path, capsys) -> None:
     assert "finetune.epochs='x': must be an integer >= 1" in err
     assert "finetune.lr=-1: must be a finite number > 0" in err
     assert not (tmp_path / "other.csv").exists()
+
+
+def test_a_list_value_is_a_sweep_over_every_combination(tmp_path) -> None:
+    from bench.grid_files import expand_sweeps
+
+    grid = tmp_path / "sweep.toml"
+    grid.write_text('backbones = ["random-bert-tiny"]\ntask = "synthetic"\nbudget = "smoke"\n'
+                    '[methods.prompt]\nlr = [1e-3, 3e-3]\nprompt_len = [4, 8, 16]\n[methods.finetune]\n')
+    expanded = expand_sweeps(load_grid_file(grid))
+    prompts = [v.overrides for v in expanded.variants if v.name == "prompt"]
+    assert len(prompts) == 6 and {(o["lr"], o["prompt_len"]) for o in prompts} == {
+        (lr, p) for lr in (1e-3, 3e-3) for p in (4, 8, 16)}
+    assert [v.name for v in expanded.variants].count("finetune") == 1
+    grid.write_text('backbones = ["random-bert-tiny"]\n[methods.prompt]\nlr = [1e-3, -1.0]\nprompt_len = []\n')
+    with pytest.raises(GridError) as error:
+        load_grid_file(grid)
+    assert "methods.prompt.lr=-1.0: must be a finite number > 0" in str(error.value)
+    assert "methods.prompt.prompt_len: an empty list sweeps nothing" in str(error.value)
+    swept = expand_sweeps(apply_sets(GRIDS["smoke"], ["prefix.lr=[0.01, 0.03]"]))
+    assert sorted(v.overrides["lr"] for v in swept.variants if v.name == "prefix") == [0.01, 0.03]
+
+
+def test_the_report_picks_a_sweeps_winner_on_select_never_on_eval(tmp_path) -> None:
+    from test_report import make_row
+
+    from bench.report import aggregate, load_results, main_table
+    from bench.results import append_row
+
+    path = tmp_path / "runs.csv"
+    # lr 0.001 is best on select but worst on eval; lr 0.01 the other way round
+    for lr, select, acc in ((0.001, 0.80, 0.70), (0.01, 0.75, 0.85)):
+        for seed in range(3):
+            append_row(path, make_row("minilm-l6", "prompt", seed, acc + seed / 100, run_id=f"{lr}-{seed}",
+                                      acc_select=select + seed / 100,
+                                      hparams=json.dumps({"lr": lr, "method": "prompt", "epochs": 3})))
+    table = aggregate(load_results(tmp_path))
+    (line,) = table.itertuples()
+    assert line.chosen == "lr=0.001" and line.tried == 2 and abs(line.acc_mean - 0.71) < 1e-9 and line.n_ok == 3
+    assert "lr=0.001 (of 2)" in main_table(table)
