@@ -229,7 +229,9 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     def attempt(index: int, spec, wait: bool) -> bool:
         """Run ``spec`` unless it is recorded; False when another process holds it and ``wait`` is off."""
         rid = run_id(spec.identity())
-        label = f"[{index}/{len(specs)}] {spec.backbone} {spec.variant.name} seed {spec.seed}"
+        settings = " ".join(f"{k}={v}" for k, v in sorted(spec.variant.overrides.items()))
+        label = f"[{index}/{len(specs)}] {spec.backbone} {spec.variant.name}{f' ({settings})' if settings else ''} " \
+                f"seed {spec.seed}"
         if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
             return True
         claim = RunClaim(results, rid)

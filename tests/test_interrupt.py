@@ -43,7 +43,7 @@ def test_an_interrupted_run_is_not_recorded_and_the_grid_resumes(tmp_path, how, 
     two_seeds = how == signal.SIGINT  # one case also shows that a finished run before it is kept
     proc = start(results, "0,1" if two_seeds else "0")
     if two_seeds:
-        read_until(proc, "[2/2] random-bert-small finetune seed 1: running")
+        read_until(proc, "[2/2] random-bert-small finetune (lr=0.001) seed 1: running")
     read_until(proc, "epoch 1/3 done")  # mid-run: training has started, the run is not finished
     proc.send_signal(how)
     sent = time.monotonic()
