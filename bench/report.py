@@ -125,7 +125,14 @@ def choose_on_select(group: pd.DataFrame) -> tuple[pd.DataFrame, str, int]:
     values = [json.loads(h) if h else {} for h in combinations]
     varied = sorted(k for k in set().union(*values) if len({json.dumps(v.get(k)) for v in values}) > 1)
     won = json.loads(winner) if winner else {}
-    return group[group["hparams"] == winner], ", ".join(f"{k}={won.get(k)}" for k in varied), len(combinations)
+
+    def shown(key: str) -> str:  # a winner at the end of a numeric range says so: the range may be too narrow
+        tried = [v.get(key) for v in values if isinstance(v.get(key), (int, float))]
+        at_edge = len(tried) > 2 and won.get(key) in (min(tried), max(tried))
+        where = "" if not at_edge else " (lowest tried)" if won.get(key) == min(tried) else " (highest tried)"
+        return f"{key}={won.get(key)}{where}"
+
+    return group[group["hparams"] == winner], ", ".join(shown(k) for k in varied), len(combinations)
 
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
@@ -385,8 +392,9 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
         if (table["tried"] > 1).any():
             lines += ["Swept settings: for each backbone and method, the combination with the best mean `select` "
                       "accuracy over its ok seeds was chosen (`eval` takes no part in the choice); the row reports "
-                      "that combination's `eval` accuracy, speed and size. All combinations tried are listed under "
-                      "the hyper-parameters below.", ""]
+                      "that combination's `eval` accuracy, speed and size. A winner at the end of the range it was "
+                      "chosen from is marked (lowest / highest tried): the best value may lie beyond it. All "
+                      "combinations tried are listed under the hyper-parameters below.", ""]
         if task == "mr":
             lines.append("Task: MR (Rotten Tomatoes sentences, 6,464 train / 1,000 select / 1,066 eval); "
                          "SST-2 could not be loaded offline, so these are not SST-2 numbers.")

@@ -135,3 +135,17 @@ def test_the_report_picks_a_sweeps_winner_on_select_never_on_eval(tmp_path) -> N
     (line,) = table.itertuples()
     assert line.chosen == "lr=0.001" and line.tried == 2 and abs(line.acc_mean - 0.71) < 1e-9 and line.n_ok == 3
     assert "lr=0.001 (of 2)" in main_table(table)
+
+
+def test_a_winner_at_the_end_of_its_range_is_marked(tmp_path) -> None:
+    from test_report import make_row
+
+    from bench.report import aggregate, load_results
+    from bench.results import append_row
+
+    path = tmp_path / "runs.csv"
+    for lr, select in ((0.001, 0.70), (0.003, 0.72), (0.01, 0.75)):
+        append_row(path, make_row("minilm-l6", "prompt", 0, 0.7, run_id=str(lr), acc_select=select,
+                                  hparams=json.dumps({"lr": lr, "method": "prompt"})))
+    (line,) = aggregate(load_results(tmp_path)).itertuples()
+    assert line.chosen == "lr=0.01 (highest tried)" and line.tried == 3
