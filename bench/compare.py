@@ -7,10 +7,11 @@ A GIT_REF is checked before git runs: one that starts with '-' (git would read i
 range ('..') or characters outside a plain revision is refused with one line.
 
 Damaged records are skipped with a warning naming their byte offset (``bench.results.parse_rows``),
-so one cut-off line does not make the whole file unreadable. Runs are matched on (grid, task, budget,
-device, threads, backbone, method); for each, the median train samples/s and eval samples/s over ok
-seeds and the mean accuracy, before and after, with after/before ratios (above 1 = faster).
-Throughput is only comparable between rows from the same kind of machine.
+so one cut-off line does not make the whole file unreadable. Rows are loaded the report's way (``bench.rows``: a row
+superseded by a re-run is dropped). Runs are matched on (grid, task, budget, device, threads, backbone,
+method); for each, the seeds and mean accuracy over ok seeds, before and after (a cell whose seed sets
+differ is marked), and the median train and eval samples/s over the ok runs measured on a quiet
+machine on one CPU, with after/before ratios (above 1 = faster) only when both sides ran on the same CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results import COLUMNS, SchemaError, parse_rows
+from bench.results import SchemaError, parse_rows
+from bench.rows import as_frame, clean_speed, speed_cpu
 
 KEYS = ["grid", "task", "budget", "device", "threads", "backbone", "method"]
 
@@ -74,36 +76,57 @@ def read_source(source: str) -> pd.DataFrame:
     else:
         raise SchemaError(f"'{source}' does not exist and is not GIT_REF:path; pass a results CSV file or "
                           "GIT_REF:path, e.g. HEAD~1:results/runs.csv")
-    data = pd.DataFrame(parse_rows(data, source), columns=COLUMNS, dtype=str)
-    return data
+    return as_frame(parse_rows(data, source))
 
 
 def summarise(data: pd.DataFrame) -> pd.DataFrame:
-    ok = data[data["status"] == "ok"].copy()
-    for column in ("acc", "train_samples_per_s", "eval_samples_per_s"):
-        ok[column] = pd.to_numeric(ok[column], errors="coerce")
-    return ok.groupby(KEYS, sort=True).agg(acc=("acc", "mean"), train=("train_samples_per_s", "median"),
-                                           eval=("eval_samples_per_s", "median"), seeds=("acc", "size"))
+    """One line per cell (``KEYS``): mean accuracy over its ok seeds and the seeds, and the median speeds
+    over the ok runs measured on a quiet machine on one CPU (``bench.rows.speed_cpu``), with that CPU."""
+    lines = []
+    for key, group in data.groupby(KEYS, sort=True):
+        ok = group[group["status"] == "ok"]
+        if ok.empty:
+            continue
+        cpu = speed_cpu(group)
+        timed = ok[(ok["cpu"] == cpu) & clean_speed(ok)]
+        lines.append({**dict(zip(KEYS, key, strict=True)), "acc": ok["acc"].mean(),
+                      "seeds": ",".join(str(int(s)) for s in sorted(ok["seed"].dropna())),
+                      "train": timed["train_samples_per_s"].median(), "eval": timed["eval_samples_per_s"].median(),
+                      "cpu": cpu or ""})
+    return pd.DataFrame(lines, columns=KEYS + ["acc", "seeds", "train", "eval", "cpu"]).set_index(KEYS)
+
+
+def _number(value: float, fmt: str) -> str:
+    return "–" if value != value else format(value, fmt)
 
 
 def compare(before: str, after: str) -> str:
-    """The before/after table as markdown text."""
+    """The before/after table as markdown text. Rows superseded by a re-run are dropped; accuracy is
+    compared over each side's seeds (a cell whose seed sets differ is marked); speed ratios are given
+    only between runs on the same CPU."""
     old, new = summarise(read_source(before)), summarise(read_source(after))
     joined = old.add_suffix("_before").join(new.add_suffix("_after"), how="outer")
     if joined.empty:
         return "no ok runs in either file"
     rows = []
     for key, r in joined.iterrows():
+        notes = []
+        both = isinstance(r.seeds_before, str) and isinstance(r.seeds_after, str)
+        if both and r.seeds_before != r.seeds_after:
+            notes.append(f"seeds differ ({r.seeds_before} vs {r.seeds_after}): accuracy not like for like")
+        same_cpu = both and r.cpu_before and r.cpu_before == r.cpu_after
+        if both and not same_cpu:
+            notes.append(f"different CPUs ({r.cpu_before or 'none quiet'} vs {r.cpu_after or 'none quiet'}): "
+                         "no speed ratio")
         rows.append(list(key) + [
-            f"{r.acc_before:.4f}" if r.acc_before == r.acc_before else "–",
-            f"{r.acc_after:.4f}" if r.acc_after == r.acc_after else "–",
-            f"{r.train_before:.1f}" if r.train_before == r.train_before else "–",
-            f"{r.train_after:.1f}" if r.train_after == r.train_after else "–",
-            f"{r.train_after / r.train_before:.2f}" if r.train_before and r.train_after == r.train_after
-            and r.train_before == r.train_before else "–",
-            f"{r.eval_after / r.eval_before:.2f}" if r.eval_before and r.eval_after == r.eval_after
-            and r.eval_before == r.eval_before else "–",
+            r.seeds_before if isinstance(r.seeds_before, str) else "–",
+            r.seeds_after if isinstance(r.seeds_after, str) else "–",
+            _number(r.acc_before, ".4f"), _number(r.acc_after, ".4f"),
+            _number(r.train_before, ".1f"), _number(r.train_after, ".1f"),
+            _number(r.train_after / r.train_before, ".2f") if same_cpu and r.train_before else "–",
+            _number(r.eval_after / r.eval_before, ".2f") if same_cpu and r.eval_before else "–",
+            "; ".join(notes),
         ])
-    headers = KEYS + ["acc before", "acc after", "train/s before", "train/s after", "train ratio",
-                      "eval ratio"]
+    headers = KEYS + ["seeds before", "seeds after", "acc before", "acc after", "train/s before", "train/s after",
+                      "train ratio", "eval ratio", "note"]
     return tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)

@@ -45,16 +45,11 @@ from bench.report_install import (
     previously_generated,
     update,
 )
-from bench.results import COLUMNS, read_rows
+from bench.results import read_rows
+from bench.rows import as_frame, clean_speed, speed_cpu
 
 METHOD_ORDER = ["finetune", "prompt", "prefix"]
 PLOTS = ["acc-vs-size", "acc-vs-trainable", "throughput"]  # the suffixes of the PNGs made by ``_plots``
-NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct", "train_loss",
-           "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share", "n_train",
-           "n_select", "n_eval", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
-           "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
-           "peak_cuda_mem_mb", "other_cpu_load", "threads"]
-
 PUBLISHED = [
     ("distilbert-base-uncased", "finetune, 10 ep, lr 5e-5, bs 32", "SST-2 dev", "88.42 (771/872)",
      "fastNLP tutorial E1"),
@@ -72,17 +67,8 @@ PUBLISHED = [
 
 # --- loading ------------------------------------------------------------------------------------
 def load_results(results_dir: Path) -> pd.DataFrame:
-    """Every row of every ``*.csv`` under ``results_dir`` (files in name order), numeric columns typed."""
-    rows = [row for path in sorted(Path(results_dir).glob("**/*.csv")) for row in read_rows(path)]
-    if not rows:
-        return pd.DataFrame(columns=COLUMNS)
-    data = pd.DataFrame(rows, columns=COLUMNS, dtype=str)
-    # A --rerun appends a second row with the same run_id: the later row supersedes the earlier one
-    # (the CSV keeps both as history).
-    data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
-    for column in NUMERIC:
-        data[column] = pd.to_numeric(data[column], errors="coerce")
-    return data
+    """Every row of every ``*.csv`` under ``results_dir`` (files in name order), as ``bench.rows.as_frame``."""
+    return as_frame([row for path in sorted(Path(results_dir).glob("**/*.csv")) for row in read_rows(path)])
 
 
 def backbone_size(name: str, fallback: float) -> float:
@@ -96,21 +82,6 @@ def method_rank(method: str) -> tuple[int, str]:
 
 
 # --- aggregation --------------------------------------------------------------------------------
-def clean_speed(rows: pd.DataFrame) -> pd.Series:
-    """Rows whose speed was measured on a quiet machine (rows from before the check count as quiet)."""
-    return rows["speed_clean"] != "false"
-
-
-def speed_cpu(rows: pd.DataFrame) -> str | None:
-    """The CPU whose runs give a table's speed columns: the one with the most ok runs measured on a
-    quiet machine (ties: by name)."""
-    ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
-    if ok.empty:
-        return None
-    counts = ok["cpu"].value_counts()
-    return sorted(counts.index, key=lambda cpu: (-counts[cpu], cpu))[0]
-
-
 def choose_on_select(group: pd.DataFrame) -> tuple[pd.DataFrame, str, int]:
     """A sweep's winner: of the settings combinations (distinct ``hparams``) in one backbone's and method's
     rows, the one with the best mean ``select`` accuracy over its ok seeds (ties: the first in sorted

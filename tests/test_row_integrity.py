@@ -180,7 +180,7 @@ def test_report_and_compare_read_past_a_damaged_line(tmp_path, capsys) -> None:
 
     path = tmp_path / "runs.csv"
     for seed in (0, 1):
-        append_row(path, row(f"r{seed}", seed=seed, device="cpu", threads=2, budget="default",
+        append_row(path, row(f"r{seed}", seed=seed, device="cpu", threads=2, budget="default", cpu="x",
                              train_samples_per_s=10.0 + seed, eval_samples_per_s=5.0))
     with path.open("ab") as handle:
         handle.write(b"2,half-a-row")

@@ -1,0 +1,47 @@
+"""Result rows as a table, the one way the report and ``compare`` load and filter them.
+
+* ``as_frame(rows)``: rows from ``bench.results`` (damaged records already skipped) as a DataFrame with
+  numeric columns typed, where a later row with the same ``run_id`` (a ``--rerun``) supersedes the
+  earlier one (the CSV keeps both as history).
+* ``clean_speed(frame)``: the rows whose speed was measured on a quiet machine.
+* ``speed_cpu(frame)``: the one CPU whose runs give a set of rows its speeds: speeds measured on
+  different CPUs are never pooled.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.results import COLUMNS
+
+NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct", "train_loss",
+           "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share", "n_train",
+           "n_select", "n_eval", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
+           "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
+           "peak_cuda_mem_mb", "other_cpu_load", "threads"]
+
+
+def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    """The rows as a DataFrame, numeric columns typed, superseded rows dropped."""
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    data = pd.DataFrame(rows, columns=COLUMNS, dtype=str)
+    data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
+    for column in NUMERIC:
+        data[column] = pd.to_numeric(data[column], errors="coerce")
+    return data
+
+
+def clean_speed(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose speed was measured on a quiet machine (rows from before the check count as quiet)."""
+    return rows["speed_clean"] != "false"
+
+
+def speed_cpu(rows: pd.DataFrame) -> str | None:
+    """The CPU whose runs give the speeds: the one with the most ok runs measured on a quiet machine
+    (ties: by name); None when there is none."""
+    ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
+    if ok.empty:
+        return None
+    counts = ok["cpu"].value_counts()
+    return sorted(counts.index, key=lambda cpu: (-counts[cpu], cpu))[0]
