@@ -48,8 +48,8 @@ from bench.report_install import (
 from bench.results import read_rows
 from bench.rows import as_frame, clean_speed, speed_cpu
 
-METHOD_ORDER = ["finetune", "prompt", "prefix"]
 PLOTS = ["acc-vs-size", "acc-vs-trainable", "throughput"]  # the suffixes of the PNGs made by ``_plots``
+
 PUBLISHED = [
     ("distilbert-base-uncased", "finetune, 10 ep, lr 5e-5, bs 32", "SST-2 dev", "88.42 (771/872)",
      "fastNLP tutorial E1"),
@@ -76,9 +76,21 @@ def backbone_size(name: str, fallback: float) -> float:
     return float(spec.approx_params) if spec else float(fallback)
 
 
-def method_rank(method: str) -> tuple[int, str]:
-    base = method.split("-")[0]
-    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), method)
+def layout(rows: pd.DataFrame) -> tuple[str, list[str]]:
+    """(reference method, method order) for rows of one grid: from the grid's file when the grid is a
+    built-in one, else no reference and the order in which methods first appear in the rows."""
+    from bench.grid_files import GRIDS
+
+    grids = set(rows["grid"])
+    known = GRIDS.get(next(iter(grids))) if len(grids) == 1 else None
+    if known is None:
+        return "", list(dict.fromkeys(rows["method"]))
+    return known.reference, list(dict.fromkeys(v.name for v in known.variants))
+
+
+def _ranked(methods, order: list[str]) -> list[str]:
+    """``methods`` in ``order``; methods it does not name come after, by name."""
+    return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 # --- aggregation --------------------------------------------------------------------------------
@@ -108,7 +120,9 @@ def choose_on_select(group: pd.DataFrame) -> tuple[pd.DataFrame, str, int]:
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per (backbone, method): accuracy over ok seeds, counts of collapsed/failed runs,
-    sizes, median speed over the ok runs on ``speed_cpu(rows)``, ratios to finetune on the same backbone."""
+    sizes, median speed over the ok runs on ``speed_cpu(rows)``, and the gap and speed ratio to the
+    grid's reference method on the same backbone (``layout``; none when the grid names none)."""
+    reference_method, order = layout(rows)
     lines = []
     timing_cpu = speed_cpu(rows)
     for (backbone, method), group in rows.groupby(["backbone", "method"], sort=False):
@@ -146,9 +160,11 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(lines)
     if table.empty:
         return table
-    table["method_rank"] = table["method"].map(method_rank)
+    ranked = _ranked(table["method"], order)
+    table["method_rank"] = table["method"].map(ranked.index)
     table = table.sort_values(["size", "backbone", "method_rank"], kind="stable").reset_index(drop=True)
-    reference = table[table["method"] == "finetune"].set_index("backbone")
+    table["reference"] = reference_method
+    reference = table[table["method"] == reference_method].set_index("backbone")
     table["gap"] = [row.acc_mean - reference["acc_mean"].get(row.backbone, float("nan"))
                     for row in table.itertuples()]
     table["speed_ratio"] = [row.samples_per_s / reference["samples_per_s"].get(row.backbone, float("nan"))
@@ -189,10 +205,11 @@ def _flags(row) -> str:
 def main_table(table: pd.DataFrame) -> str:
     """The comparison table as markdown (tabulate, pipe format)."""
     swept = bool((table["tried"] > 1).any())
+    ref = table["reference"].iloc[0] if len(table) else ""
     headers = ["backbone", "method"] + (["chosen on select (of tried)"] if swept else []) + [
-               "acc % ↑ (mean ± std)", "seeds", "Δ vs finetune (pts) ↑",
+               "acc % ↑ (mean ± std)", "seeds", f"Δ vs {ref or 'a reference'} (pts) ↑",
                "trainable ↓ (+head)", "trainable excl. head ↓", "trainable % ↓", "train samples/s ↑",
-               "train tokens/s ↑", "speed × finetune ↑", "FLOP/s % of matmul peak ↑", "peak mem MB ↓",
+               "train tokens/s ↑", f"speed × {ref or 'a reference'} ↑", "FLOP/s % of matmul peak ↑", "peak mem MB ↓",
                "not averaged"]
     body = []
     for row in table.itertuples():
@@ -200,10 +217,10 @@ def main_table(table: pd.DataFrame) -> str:
             f"{row.backbone} ({_count(row.backbone_params)})", row.method,
             *([f"{row.chosen} (of {row.tried})" if row.tried > 1 else "–"] if swept else []),
             _accuracy(row), str(row.n_ok),
-            "ref" if row.method == "finetune" else _num(100 * row.gap, "+.1f"),
+            "ref" if row.method == ref else _num(100 * row.gap, "+.1f"),
             _count(row.trainable_params), _count(row.trainable_excl_head), _num(row.trainable_pct, ".3g"),
             _num(row.samples_per_s, ".1f"), _num(row.tokens_per_s, ",.0f"),
-            "ref" if row.method == "finetune" else _num(row.speed_ratio, ".2f"),
+            "ref" if row.method == ref else _num(row.speed_ratio, ".2f"),
             _num(100 * row.utilisation, ".0f"), _num(row.peak_mem_mb, ",.0f"), _flags(row),
         ])
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
@@ -211,7 +228,8 @@ def main_table(table: pd.DataFrame) -> str:
 
 def _hparams_lines(rows: pd.DataFrame) -> list[str]:
     lines = []
-    for method, group in sorted(rows.groupby("method"), key=lambda item: method_rank(item[0])):
+    order = layout(rows)[1]
+    for method, group in sorted(rows.groupby("method"), key=lambda item: _ranked(rows["method"], order).index(item[0])):
         for text in sorted(set(group["hparams"])):
             values = json.loads(text) if text else {}
             shown = ", ".join(f"{k}={values[k]}" for k in sorted(values))
@@ -261,7 +279,7 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
 def _reproduce(grid: str, task: str, budget: str, rows: pd.DataFrame) -> str:
     seeds = ",".join(str(s) for s in sorted({int(s) for s in rows["seed"].dropna()}))
     backbones = sorted(set(rows["backbone"]), key=lambda b: backbone_size(b, 0))
-    methods = sorted({m for m in rows["method"]}, key=method_rank)
+    methods = _ranked(rows["method"], layout(rows)[1])
     device = sorted(set(rows["device"]))[0]
     threads = sorted({str(int(t)) for t in rows["threads"].dropna()})
     parts = [f"python -m bench --grid {grid} --task {task} --budget {budget} --seeds {seeds}",
@@ -282,7 +300,7 @@ def _plots(table: pd.DataFrame, stem: Path, title: str) -> list[str]:
 
     plt.rcParams.update({"font.size": 9, "svg.hashsalt": "bench"})
     names = []
-    methods = sorted(set(table["method"]), key=method_rank)
+    methods = list(dict.fromkeys(table["method"]))  # the table's own order
     markers = dict(zip(methods, "osD^vP*X" * 4, strict=False))
 
     def save(fig, suffix: str) -> None:
