@@ -226,6 +226,26 @@ def main_table(table: pd.DataFrame) -> str:
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
 
 
+def verdicts(table: pd.DataFrame) -> list[str]:
+    """One line per backbone: the most accurate method, and among the methods within one standard
+    deviation of it (its own std over seeds), the cheapest (fewest trainable parameters) and the fastest."""
+    lines = []
+    for backbone, part in table[table["n_ok"] > 0].groupby("backbone", sort=False):
+        best = part.sort_values("acc_mean", ascending=False, kind="stable").iloc[0]
+        spread = 0.0 if best.acc_std != best.acc_std else best.acc_std
+        close = part[part["acc_mean"] >= best.acc_mean - spread]
+        cheapest = close.sort_values("trainable_params", kind="stable").iloc[0]
+        timed = close.dropna(subset=["samples_per_s"])
+        fastest = timed.sort_values("samples_per_s", ascending=False, kind="stable").iloc[0] if len(timed) else None
+        text = (f"- **{backbone}**: most accurate `{best.method}` ({_accuracy(best)} %); within one std of it "
+                f"(≥ {100 * (best.acc_mean - spread):.1f} %): cheapest `{cheapest.method}` "
+                f"({_count(cheapest.trainable_params)} trainable)")
+        text += (f", fastest `{fastest.method}` ({fastest.samples_per_s:.1f} train samples/s)" if fastest is not None
+                 else ", fastest: no speed measured on a quiet machine")
+        lines.append(text)
+    return lines
+
+
 def _hparams_lines(rows: pd.DataFrame) -> list[str]:
     lines = []
     order = layout(rows)[1]
@@ -377,7 +397,7 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
     for (budget, device), part in sections:
         table = aggregate(part)
         slug = _slug(grid, task, budget, device)
-        lines += [f"## Budget `{budget}` on `{device}`", "", main_table(table), ""]
+        lines += [f"## Budget `{budget}` on `{device}`", "", *verdicts(table), "", main_table(table), ""]
         if (table["tried"] > 1).any():
             lines += ["Swept settings: for each backbone and method, the combination with the best mean `select` "
                       "accuracy over its ok seeds was chosen (`eval` takes no part in the choice); the row reports "

@@ -147,3 +147,29 @@ def test_committed_reports_match_committed_results() -> None:
     if not any((ROOT / "results").glob("*.csv")):
         pytest.skip("no committed results yet")
     assert check_reports(ROOT / "results", ROOT / "reports") == 0, "run: python -m bench report"
+
+
+def test_each_backbone_gets_a_verdict_line(results_dir) -> None:
+    from bench.report import verdicts
+
+    lines = verdicts(aggregate(load_results(results_dir)))
+    # minilm-l6: finetune 82.0 ± 2.0 is best; prefix (77.0) is not within one std, so finetune is also the
+    # cheapest and fastest of the close ones
+    l6 = next(line for line in lines if "minilm-l6" in line)
+    assert "most accurate `finetune` (82.0 ± 2.0 %)" in l6 and "(≥ 80.0 %)" in l6
+    assert "cheapest `finetune`" in l6 and "fastest `finetune` (51.0 train samples/s)" in l6
+    # minilm-l3: one seed each, no std: finetune (72.0) best, prompt (70.0) not within it
+    l3 = next(line for line in lines if "minilm-l3" in line)
+    assert "most accurate `finetune` (72.0 %)" in l3 and "cheapest `finetune`" in l3
+
+
+def test_a_close_cheaper_faster_method_is_named(tmp_path) -> None:
+    from bench.report import verdicts
+
+    path = tmp_path / "runs.csv"
+    for seed, (ft, pr) in enumerate([(0.80, 0.79), (0.84, 0.80), (0.82, 0.81)]):
+        append_row(path, make_row("minilm-l6", "finetune", seed, ft, train_samples_per_s=50.0))
+        append_row(path, make_row("minilm-l6", "prompt", seed, pr, train_samples_per_s=80.0))
+    (line,) = verdicts(aggregate(load_results(tmp_path)))
+    assert "most accurate `finetune`" in line and "cheapest `prompt` (6.91K trainable)" in line
+    assert "fastest `prompt` (80.0 train samples/s)" in line
