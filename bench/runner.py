@@ -82,12 +82,15 @@ class GridOutcome:
     results: Path
     planned: int = 0
     measured: dict[str, int] = field(default_factory=lambda: {"ok": 0, "collapsed": 0, "failed": 0})
-    reused: int = 0
     elsewhere: int = 0
-    reused_cpus: dict[str, int] = field(default_factory=dict)
+    reused_cpus: dict[str, int] = field(default_factory=dict)  # runs reused from earlier rows, by CPU
     rows: list[dict] = field(default_factory=list)
     log: Path | None = None
     seconds: float = 0.0
+
+    @property
+    def reused(self) -> int:
+        return sum(self.reused_cpus.values())
 
     @property
     def exit_code(self) -> int:
@@ -299,7 +302,6 @@ def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Calla
     if row is None:
         return False
     say(_reused_line(label, rid, row))
-    outcome.reused += 1
     cpu = row.get("cpu") or "unknown"
     outcome.reused_cpus[cpu] = outcome.reused_cpus.get(cpu, 0) + 1
     return True

@@ -33,7 +33,7 @@ from bench.backbones import load_backbone
 from bench.data import encode_split, eval_loader, train_loader
 from bench.grids import Budget, Variant
 from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory, train_flops
-from bench.results import available_cores
+from bench.results import available_cores, core_affinity
 from bench.tasks import TaskData
 from methods import METHODS, Method
 
@@ -180,7 +180,7 @@ class CpuLoadMeter:
 
     def __init__(self, stat_path: str = "/proc/stat", cores: set[int] | None = None):
         self.stat_path = stat_path
-        self.cores = cores if cores is not None else _affinity()
+        self.cores = cores if cores is not None else core_affinity()
         self.load: float | None = None
 
     def _busy_seconds(self) -> float | None:
@@ -211,13 +211,6 @@ class CpuLoadMeter:
             return
         own = time.process_time() - self._own
         self.load = max(0.0, (busy - self._busy - own) / wall)
-
-
-def _affinity() -> set[int] | None:
-    try:
-        return set(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux: count every core
-        return None
 
 
 def speed_is_clean(other_load: float | None, threads: int, cores: int) -> bool | None:
