@@ -173,3 +173,79 @@ def test_a_close_cheaper_faster_method_is_named(tmp_path) -> None:
     (line,) = verdicts(aggregate(load_results(tmp_path)))
     assert "most accurate `finetune`" in line and "cheapest `prompt` (6.91K trainable)" in line
     assert "fastest `prompt` (80.0 train samples/s)" in line
+
+
+def _figures(rows):
+    from bench.report import figures, speed_source
+
+    return figures(aggregate(rows), "sizes/mr/default", speed_source(rows))
+
+
+def test_accuracy_axes_are_zoomed_to_the_data_and_every_point_is_named(results_dir) -> None:
+    import matplotlib.pyplot as plt
+
+    figs = _figures(load_results(results_dir))  # accuracies 70 to 84 %, majority class 50 %
+    for suffix in ("acc-vs-size", "acc-vs-trainable"):
+        fig = figs[suffix]
+        ax = fig.axes[0]
+        low, high = ax.get_ylim()
+        assert 65 < low < 70 and 84 < high < 88  # from the data (mean ± std), not down to 50 %
+        assert ax.get_ylabel().startswith("eval accuracy (%)") and "log scale" in ax.get_xlabel()
+        assert not [line for line in ax.get_lines() if list(line.get_ydata()) == [50.0, 50.0]]  # off the axis...
+        legend = ax.get_legend()
+        texts = [t.get_text() for t in legend.get_texts()]
+        assert texts[:3] == ["finetune", "prompt", "prefix"]
+        assert "majority class\n50.0 % (below the axis)" in texts  # ...but named
+        fig.canvas.draw()  # the legend sits right of the axes, over no data
+        assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+    size_ticks = [t.get_text() for t in figs["acc-vs-size"].axes[0].get_xticklabels()]
+    assert size_ticks == ["minilm-l3 / minilm-l6 (22.6M)"]  # both 22.6M in these rows: one tick names both
+    labels = sorted((t.get_text(), t.get_color()) for t in figs["acc-vs-trainable"].axes[0].texts)
+    assert [name for name, _ in labels] == ["minilm-l3", "minilm-l3", "minilm-l6", "minilm-l6"]  # one per point
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_majority_line_is_drawn_when_the_data_reaches_it(tmp_path) -> None:
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "runs.csv"
+    for seed, acc in enumerate([0.48, 0.52, 0.50]):
+        append_row(path, make_row("minilm-l6", "prompt", seed, acc))
+    figs = _figures(load_results(tmp_path))
+    ax = figs["acc-vs-size"].axes[0]
+    low, high = ax.get_ylim()
+    assert low < 48 and 52 < high < 60
+    assert [line for line in ax.get_lines() if list(line.get_ydata()) == [50.0, 50.0]]
+    assert "majority class\n50.0 %" in [t.get_text() for t in ax.get_legend().get_texts()]
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_throughput_bars_carry_their_values_and_the_title_names_the_cpu(results_dir) -> None:
+    import matplotlib.pyplot as plt
+
+    path = results_dir / "runs.csv"
+    for seed in (5, 6):  # on another CPU: counted for accuracy, left out of the speeds, and the plot says so
+        append_row(path, make_row("minilm-l6", "finetune", seed, 0.90, cpu="y", train_samples_per_s=500.0))
+    fig = _figures(load_results(results_dir))["throughput"]
+    title = fig.get_suptitle()
+    assert "training throughput on x, 2 threads" in title and "2 ok run(s) on y left out" in title
+    l3, l6 = fig.axes
+    assert l3.get_title() == "minilm-l3 (22.6M params)" and l3.get_ylabel().startswith(
+        "training throughput (samples/s)")
+    assert [t.get_text() for t in l3.get_xticklabels()] == ["finetune", "prompt"]
+    assert [t.get_text() for t in l3.texts] == ["60.0", "120.0"]  # a value on every bar
+    assert [t.get_text() for t in l6.texts] == ["51.0\n(n=3)", "51.0"]  # finetune: 3 of its 5 seeds timed on x
+    assert "(n=…): the median is over fewer runs than seeds" in title
+    assert l3.get_ylim()[0] == 0 and l3.get_yscale() == "linear"
+    plt.close(fig)
+
+
+def test_spread_moves_overlapping_labels_apart_and_leaves_the_others() -> None:
+    from bench.report import _spread
+
+    assert _spread([1.0, 5.0, 9.0], 1.0) == [1.0, 5.0, 9.0]
+    placed = _spread([5.0, 5.2, 1.0, 5.1], 1.0)
+    assert placed[2] == 1.0 and placed[0] == pytest.approx(4.1) and placed[3] == pytest.approx(5.1)
+    assert placed[1] == pytest.approx(6.1)
