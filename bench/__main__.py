@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.backbones import BACKBONES, BackboneError
 from bench.grid_files import GRIDS, apply_sets, expand_sweeps, get_grid
 from bench.grids import BUDGETS, GridError, narrow
+from bench.registry import UnknownName
 from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
 from bench.runner import GridAborted
@@ -32,7 +33,7 @@ from bench.tasks import TASKS, TaskError
 
 SUBCOMMANDS = ("run", "reproduce", "list", "report", "compare", "migrate")
 ROOT = Path(__file__).resolve().parent.parent
-USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ReportError)
+USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ReportError, UnknownName)
 
 
 class Terminated(KeyboardInterrupt):
@@ -98,7 +99,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list() -> None:
+    """Everything a grid file or the command line can name; imports no torch, so it answers at once."""
     from methods import METHODS
+    from methods.settings import TrainingSettings
+
+    def settings_lines(cls, defaults: dict) -> None:
+        for name, spec in cls.fields().items():
+            print(f"  {'':17} {name:18} {defaults[name]!r:>34}  {spec.metadata['help']}")
 
     print("grids:")
     for g in GRIDS.values():
@@ -108,13 +115,17 @@ def _list() -> None:
     print("budgets:")
     for b in BUDGETS.values():
         print(f"  {b.name:17} {b.describe()}")
-    print("methods:")
+    print("training settings (every method; set per method, e.g. --set prompt.lr=3e-2; default shown for finetune):")
+    settings_lines(TrainingSettings, TrainingSettings.defaults())
+    print("methods (own settings, and training defaults that differ from the shared ones):")
     for m in METHODS.values():
-        print(f"  {m.name:17} {m.description}; defaults {m.defaults}")
+        print(f"  {m.name:17} {m.description}" + (f"; trains with {m.training}" if m.training else ""))
+        settings_lines(m.settings, m.defaults())
     print("backbones:")
     for b in BACKBONES.values():
         where = b.hub_id if b.kind == "hub" else b.kind
         print(f"  {b.name:17} {b.description} [{where}]")
+    print("  (or a local model folder)")
     print("tasks:")
     print(f"  {'auto':17} sst2 when it can be loaded, else mr")
     for name, text in TASKS.items():

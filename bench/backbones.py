@@ -27,11 +27,14 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from bench.cache import CacheError, cache_problem, cached_folder, installed_version, verify_record
+from bench.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported where a model is built, so listing and checking names stay fast
+    import torch
+    from torch import nn
 
 
 class BackboneError(RuntimeError):
@@ -61,41 +64,40 @@ def cache_dir() -> Path:
 
 
 # name: what it is (ordered by size within each kind).
-BACKBONES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in [
-        # Pretrained and packaged on PyPI: the offline grid.
-        BackboneSpec("minilm-l3", "package", "paraphrase-MiniLM-L3-v2 (3 x 384), converted from ONNX",
-                     "bert", 17_400_000, sentence_embedding=True),
-        BackboneSpec("minilm-l6", "package", "all-MiniLM-L6-v2 (6 x 384)", "bert", 22_700_000,
-                     sentence_embedding=True),
-        BackboneSpec("mpnet-base", "package", "all-mpnet-base-v2 (12 x 768, MPNet)", "mpnet",
-                     109_000_000, sentence_embedding=True),
-        # Hub only: the BERT miniatures (Turc et al.), DistilBERT and BERT-base.
-        BackboneSpec("bert-tiny", "hub", "BERT L-2 H-128", "bert", 4_400_000,
-                     hub_id="google/bert_uncased_L-2_H-128_A-2"),
-        BackboneSpec("bert-mini", "hub", "BERT L-4 H-256", "bert", 11_200_000,
-                     hub_id="google/bert_uncased_L-4_H-256_A-4"),
-        BackboneSpec("bert-small", "hub", "BERT L-4 H-512", "bert", 28_800_000,
-                     hub_id="google/bert_uncased_L-4_H-512_A-8"),
-        BackboneSpec("bert-medium", "hub", "BERT L-8 H-512", "bert", 41_400_000,
-                     hub_id="google/bert_uncased_L-8_H-512_A-8"),
-        BackboneSpec("distilbert-base", "hub", "DistilBERT base uncased (6 x 768)", "distilbert",
-                     66_000_000, hub_id="distilbert-base-uncased"),
-        BackboneSpec("bert-base", "hub", "BERT base uncased (12 x 768)", "bert", 110_000_000,
-                     hub_id="google-bert/bert-base-uncased"),
-        # Random configs: tests and throughput only; their accuracy means nothing.
-        BackboneSpec("random-bert-tiny", "random", "random BERT 2 x 64", "bert", 100_000,
-                     random_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                        intermediate_size=128)),
-        BackboneSpec("random-mpnet-tiny", "random", "random MPNet 2 x 64", "mpnet", 100_000,
-                     random_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                        intermediate_size=128)),
-        BackboneSpec("random-bert-small", "random", "random BERT 4 x 256", "bert", 3_500_000,
-                     random_config=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                        intermediate_size=1024)),
-    ]
-}
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", "a local model folder (save_pretrained)")
+for _spec in [
+    # Pretrained and packaged on PyPI: the offline grid.
+    BackboneSpec("minilm-l3", "package", "paraphrase-MiniLM-L3-v2 (3 x 384), converted from ONNX",
+                 "bert", 17_400_000, sentence_embedding=True),
+    BackboneSpec("minilm-l6", "package", "all-MiniLM-L6-v2 (6 x 384)", "bert", 22_700_000,
+                 sentence_embedding=True),
+    BackboneSpec("mpnet-base", "package", "all-mpnet-base-v2 (12 x 768, MPNet)", "mpnet",
+                 109_000_000, sentence_embedding=True),
+    # Hub only: the BERT miniatures (Turc et al.), DistilBERT and BERT-base.
+    BackboneSpec("bert-tiny", "hub", "BERT L-2 H-128", "bert", 4_400_000,
+                 hub_id="google/bert_uncased_L-2_H-128_A-2"),
+    BackboneSpec("bert-mini", "hub", "BERT L-4 H-256", "bert", 11_200_000,
+                 hub_id="google/bert_uncased_L-4_H-256_A-4"),
+    BackboneSpec("bert-small", "hub", "BERT L-4 H-512", "bert", 28_800_000,
+                 hub_id="google/bert_uncased_L-4_H-512_A-8"),
+    BackboneSpec("bert-medium", "hub", "BERT L-8 H-512", "bert", 41_400_000,
+                 hub_id="google/bert_uncased_L-8_H-512_A-8"),
+    BackboneSpec("distilbert-base", "hub", "DistilBERT base uncased (6 x 768)", "distilbert",
+                 66_000_000, hub_id="distilbert-base-uncased"),
+    BackboneSpec("bert-base", "hub", "BERT base uncased (12 x 768)", "bert", 110_000_000,
+                 hub_id="google-bert/bert-base-uncased"),
+    # Random configs: tests and throughput only; their accuracy means nothing.
+    BackboneSpec("random-bert-tiny", "random", "random BERT 2 x 64", "bert", 100_000,
+                 random_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=128)),
+    BackboneSpec("random-mpnet-tiny", "random", "random MPNet 2 x 64", "mpnet", 100_000,
+                 random_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=128)),
+    BackboneSpec("random-bert-small", "random", "random BERT 4 x 256", "bert", 3_500_000,
+                 random_config=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                                    intermediate_size=1024)),
+]:
+    BACKBONES.add(_spec.name, _spec)
 
 
 @dataclass
@@ -182,6 +184,8 @@ def _onnx_to_bert_state(onnx_path: Path) -> dict[str, torch.Tensor]:
     Biases and LayerNorms keep their names; the matmul weights are anonymous (``onnx::MatMul_N``),
     so each is named after the bias that the following Add node consumes, and transposed.
     """
+    import torch
+
     try:
         import onnx
         from onnx import numpy_helper
@@ -398,7 +402,7 @@ def backbone_spec(name: str) -> BackboneSpec:
         hidden, layers = (v if isinstance(v, int) else 0 for v in (hidden, layers))
         return BackboneSpec(name, "local", f"local directory ({family} {layers} x {hidden})", family,
                             approx_params=12 * layers * hidden * hidden)
-    raise BackboneError(f"unknown backbone '{name}'; accepted: {', '.join(BACKBONES)}, or a local directory")
+    raise BackboneError(BACKBONES.unknown(name))
 
 
 def _quiet_transformers() -> None:

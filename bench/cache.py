@@ -28,9 +28,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy
-import torch
-
 
 class CacheError(RuntimeError):
     """A cached folder or an installed package file cannot be trusted or built; the message says why."""
@@ -89,6 +86,9 @@ CACHE_FORMAT = 1  # bump when a conversion changes: caches written by older code
 def global_rng_untouched() -> Iterator[None]:
     """Leave torch's, Python's and numpy's global RNG as they were: runs seed before loading their backbone,
     so a conversion that initialises a model must not shift the head's init on a cold cache only."""
+    import numpy
+    import torch
+
     python_state, numpy_state = random.getstate(), numpy.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):

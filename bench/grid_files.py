@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.grids import BUDGETS, Grid, GridError, Variant
+from bench.registry import Registry
 
 GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
 TOP_KEYS = {"description": "a string", "backbones": "a list of backbone names or model folders",
@@ -57,17 +58,17 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
     else:
         unknown = [b for b in backbones if b not in BACKBONES and not Path(b).is_dir()]
         if unknown:
-            problems.append(f"backbones: unknown {unknown}; accepted: {', '.join(BACKBONES)}, or a model folder")
+            problems.append(f"backbones: {BACKBONES.unknown(*unknown)}")
     seeds = data.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
         problems.append(f"seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
     task = data.get("task", "auto")
-    if task not in ("auto", *TASKS):
-        problems.append(f"task: unknown {task!r}; accepted: auto, {', '.join(TASKS)}")
+    if task != "auto" and task not in TASKS:
+        problems.append(f"task: {TASKS.unknown(task)}")
     budget = data.get("budget", "default")
     if budget not in BUDGETS:
-        problems.append(f"budget: unknown {budget!r}; accepted: {', '.join(BUDGETS)}")
+        problems.append(f"budget: {BUDGETS.unknown(budget)}")
     methods = data.get("methods")
     if not isinstance(methods, dict) or not methods:
         problems.append("methods: must hold at least one method table, e.g. [methods.finetune]")
@@ -79,15 +80,14 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
         method = table.get("method", label)
         if method not in METHODS:
             where = "method" if "method" in table else "(the table's name)"
-            problems.append(f"methods.{label}.{where}: unknown method {method!r}; accepted: {', '.join(METHODS)}")
+            problems.append(f"methods.{label}.{where}: {METHODS.unknown(method)}")
             continue
         settings = {k: v for k, v in table.items() if k != "method"}
         where = f"methods.{label}"
         problems += [f"{where}.{key}: an empty list sweeps nothing; give at least one value"
                      for key, value in settings.items() if value == []]
         for combination in _combinations({k: v for k, v in settings.items() if v != []}):  # every swept value
-            problems += [p for p in METHODS[method].check_hparams({**METHODS[method].defaults, **combination}, where)
-                         if p not in problems]
+            problems += [p for p in METHODS[method].problems(combination, where) if p not in problems]
     reference = data.get("reference", "")
     if not isinstance(reference, str) or (reference and reference not in methods):
         problems.append(f"reference: {reference!r} is not a method of this grid; accepted: "
@@ -130,7 +130,9 @@ def load_grid_file(path: Path) -> Grid:
                 data.get("reference", ""))
 
 
-GRIDS: dict[str, Grid] = {path.stem: load_grid_file(path) for path in sorted(GRIDS_DIR.glob("*.toml"))}
+GRIDS: Registry[Grid] = Registry("grid", "a path to a .toml grid file")
+for _path in sorted(GRIDS_DIR.glob("*.toml")):
+    GRIDS.add(_path.stem, load_grid_file(_path))
 
 
 def get_grid(name: str) -> Grid:
@@ -139,9 +141,9 @@ def get_grid(name: str) -> Grid:
         return GRIDS[name]
     if name.endswith(".toml") or Path(name).is_file():
         if not Path(name).is_file():
-            raise GridError(f"grid file '{name}' does not exist; accepted: {', '.join(GRIDS)}, or a .toml grid file")
+            raise GridError(f"grid file '{name}' does not exist; accepted: {GRIDS.accepted()}")
         return load_grid_file(Path(name))
-    raise GridError(f"unknown grid '{name}'; accepted: {', '.join(GRIDS)}, or a path to a .toml grid file")
+    raise GridError(GRIDS.unknown(name))
 
 
 def parse_set(text: str) -> tuple[str, str, Any]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench.registry import Registry
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -42,14 +44,11 @@ class Budget:
         return out
 
 
-BUDGETS = {
-    b.name: b
-    for b in [
-        Budget("default", train_cap=1000, select_cap=500, max_epochs=3),
-        Budget("full", train_cap=None, select_cap=None, max_epochs=None),
-        Budget("smoke", train_cap=None, select_cap=None, max_epochs=4, max_len=32),
-    ]
-}
+BUDGETS: Registry[Budget] = Registry("budget")
+for _budget in (Budget("default", train_cap=1000, select_cap=500, max_epochs=3),
+                Budget("full", train_cap=None, select_cap=None, max_epochs=None),
+                Budget("smoke", train_cap=None, select_cap=None, max_epochs=4, max_len=32)):
+    BUDGETS.add(_budget.name, _budget)
 
 
 @dataclass(frozen=True)
@@ -101,16 +100,16 @@ def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | 
     if methods is not None:
         unknown = [m for m in methods if m not in METHODS and m not in {v.name for v in variants}]
         if unknown:
-            raise GridError(f"unknown method {unknown}; accepted: {', '.join(METHODS)}")
+            raise GridError(f"--methods: {METHODS.unknown(*unknown)}")
         chosen = [v for v in variants if v.name in methods]
         chosen += [Variant(m) for m in methods if m not in {v.name for v in chosen}]
         variants = chosen
     if backbones is not None:
         bad = [b for b in backbones if b not in BACKBONES and not Path(b).is_dir()]
         if bad:
-            raise GridError(f"unknown backbone {bad}; accepted: {', '.join(BACKBONES)}, or a local directory")
+            raise GridError(f"--backbones: {BACKBONES.unknown(*bad)}")
     if budget is not None and budget not in BUDGETS:
-        raise GridError(f"unknown budget '{budget}'; accepted: {', '.join(BUDGETS)}")
+        raise GridError(f"--budget: {BUDGETS.unknown(budget)}")
     return replace(grid, variants=tuple(variants),
                    backbones=tuple(backbones) if backbones is not None else grid.backbones,
                    seeds=tuple(seeds) if seeds is not None else grid.seeds,

@@ -120,15 +120,14 @@ def validate(grid: Grid) -> None:
     problems = []
     budget = BUDGETS.get(grid.budget)
     if budget is None:
-        problems.append(f"unknown budget '{grid.budget}'; accepted: {', '.join(BUDGETS)}")
+        problems.append(BUDGETS.unknown(grid.budget))
     else:
         problems += budget.problems()
     for variant in grid.variants:
-        method = METHODS.get(variant.method)
-        if method is None:
-            problems.append(f"{variant.name}: unknown method '{variant.method}'; accepted: {', '.join(METHODS)}")
+        if variant.method not in METHODS:
+            problems.append(f"{variant.name}: {METHODS.unknown(variant.method)}")
             continue
-        problems += method.check_hparams({**method.defaults, **variant.overrides}, variant.name)
+        problems += METHODS[variant.method].problems(dict(variant.overrides), variant.name)
     if not grid.variants or not grid.backbones or not grid.seeds:
         problems.append("the grid has no methods, backbones or seeds to run")
     if problems:

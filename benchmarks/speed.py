@@ -35,13 +35,13 @@ from bench.data import encode_split, eval_loader, train_loader
 from bench.measure import matmul_peak_flops
 from bench.tasks import load_task
 from bench.train import seed_everything
-from methods import METHODS
+from methods import build
 
 
 def _model(backbone: str, method: str):
     seed_everything(0)
     loaded = load_backbone(backbone)
-    return METHODS[method](loaded.model, 2), loaded.tokenizer
+    return build(method, loaded.model, 2), loaded.tokenizer
 
 
 class WorkClock:

@@ -16,7 +16,7 @@ from torch import nn
 
 from bench.backbones import load_backbone
 from bench.train import seed_everything
-from methods import METHODS
+from methods import build as build_method
 
 THREADS = 1  # pinned: one thread is the least disturbed by a second process on a 2-core machine
 BATCH, TOKENS = 32, 32
@@ -49,7 +49,7 @@ def build(backbone: str, workload: str) -> tuple[nn.Module, dict[str, torch.Tens
     torch.set_num_threads(THREADS)
     seed_everything(0)
     loaded = load_backbone(backbone)
-    model = _Plain(loaded.model) if workload == "plain" else METHODS[workload](loaded.model, 2)
+    model = _Plain(loaded.model) if workload == "plain" else build_method(workload, loaded.model, 2)
     return model, fixed_batch(len(loaded.tokenizer))
 
 

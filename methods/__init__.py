@@ -1,6 +1,19 @@
-"""Tuning methods, registered by name in ``METHODS``. Each import below registers one method."""
+"""Tuning methods: ``METHODS`` maps each name to its declaration (``methods/catalog.py``), importable
+without torch; ``build`` makes a model of one. Implementations live one per file in this package."""
 
-from methods import finetune, prefix, prompt  # noqa: F401  (importing registers them)
-from methods.base import METHODS, Method, register
+from __future__ import annotations
 
-__all__ = ["METHODS", "Method", "register"]
+from typing import Any
+
+from methods import catalog  # noqa: F401  (importing declares the methods)
+from methods.registry import METHODS, MethodEntry
+
+__all__ = ["METHODS", "MethodEntry", "build"]
+
+
+def build(name: str, backbone: Any, num_labels: int, **settings: Any) -> Any:
+    """Method ``name`` around ``backbone`` with ``settings`` over its defaults (ValueError listing every
+    problem); the budget's caps do not apply here, a run applies them (``bench.train.RunSpec``)."""
+    entry = METHODS[name]
+    training, own = entry.resolve(settings)
+    return entry.load()(backbone, num_labels, own, training)

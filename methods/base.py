@@ -1,95 +1,21 @@
-"""Method base class and registry: what every tuning method shares and how the loop sees it.
+"""Method base class: what every tuning method shares and how the loop sees it.
 
 A method wraps a backbone encoder and owns the classification head and the loss, written once here:
 masked mean pooling over the sentence's own tokens (the pooling the packaged sentence-embedding
 backbones were trained with), dropout, one linear layer, cross-entropy. A subclass only says how it
-encodes a batch (``encode``) and what it adds or freezes (``setup``); the training loop sees
+encodes a batch (``encode``) and what it adds or freezes (``setup``), reading its typed settings from
+``self.settings`` (the shared training settings are ``self.train_settings``); the training loop sees
 ``train_step`` / ``evaluate_step`` (fastNLP matches batch keys to their argument names), the parameters
 that require grad, and ``trainable_state`` for epoch selection. It never asks which method it runs.
-
-Adding a method: one file in ``methods/`` with a ``@register("name")`` subclass, and one import line in
-``methods/__init__.py``. Its ``defaults`` are its hyper-parameters (lr, epochs, anything of its own),
-the same for every backbone; grids may override them and every row records the values used. Its
-``checks`` say what each of its own hyper-parameters accepts (the common ones are checked here);
-``check_hparams`` lists every problem of a set of values, so a grid is validated before it trains.
+Methods are declared in ``methods/catalog.py``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Any, ClassVar
-
 import torch
 from torch import nn
 
-METHODS: dict[str, type[Method]] = {}
-
-Check = Callable[[Any], "str | None"]  # None when the value is accepted, else what is accepted
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def positive_int(value: Any) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    return None if ok else "an integer >= 1"
-
-
-def positive_number(value: Any) -> str | None:
-    return None if _is_number(value) and value > 0 else "a finite number > 0"
-
-
-def non_negative_number(value: Any) -> str | None:
-    return None if _is_number(value) and value >= 0 else "a finite number >= 0"
-
-
-def fraction(value: Any) -> str | None:
-    return None if _is_number(value) and 0 <= value < 1 else "a number in [0, 1)"
-
-
-def boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "true or false"
-
-
-def one_of(*accepted: str) -> Check:
-    def check(value: Any) -> str | None:
-        return None if value in accepted else f"one of {', '.join(accepted)}"
-
-    return check
-
-
-# Hyper-parameters every method has, and what each accepts; a method's ``defaults`` must give them all.
-COMMON_CHECKS: dict[str, Check] = {
-    "lr": positive_number, "epochs": positive_int, "weight_decay": non_negative_number,
-    "warmup_ratio": fraction, "head_dropout": fraction, "train_head": boolean,
-}
-COMMON_HPARAMS = tuple(COMMON_CHECKS)
-
-
-def register(name: str):
-    """Class decorator adding a method to ``METHODS``; a second method with the same name is refused,
-    and so is one whose defaults miss a common hyper-parameter, have one without a check, or fail
-    their own checks."""
-
-    def add(cls: type[Method]) -> type[Method]:
-        if name in METHODS:
-            raise ValueError(f"method '{name}' is already registered by {METHODS[name].__qualname__}")
-        missing = [k for k in COMMON_HPARAMS if k not in cls.defaults]
-        if missing:
-            raise ValueError(f"method '{name}' defaults lack {missing}")
-        unchecked = [k for k in cls.defaults if k not in COMMON_CHECKS and k not in cls.checks]
-        if unchecked:
-            raise ValueError(f"method '{name}' has no check for hyper-parameters {unchecked}")
-        cls.name = name
-        problems = cls.check_hparams(cls.defaults)
-        if problems:
-            raise ValueError(f"method '{name}' defaults are invalid: {'; '.join(problems)}")
-        METHODS[name] = cls
-        return cls
-
-    return add
+from methods.settings import Settings, TrainingSettings
 
 
 def hidden_size(backbone: nn.Module) -> int:
@@ -119,44 +45,14 @@ class ClassifierHead(nn.Module):
 class Method(nn.Module):
     """Base class: backbone + method-specific parameters + shared head and loss."""
 
-    name: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
-    checks: ClassVar[dict[str, Check]] = {}  # what each of the method's own hyper-parameters accepts
-    description: ClassVar[str] = ""
-
-    def __init__(self, backbone: nn.Module, num_labels: int, hparams: dict[str, Any] | None = None):
+    def __init__(self, backbone: nn.Module, num_labels: int, settings: Settings, training: TrainingSettings):
         super().__init__()
-        self.hparams = self.resolve_hparams(hparams or {})
+        self.settings, self.train_settings = settings, training  # nn.Module owns .training
         self.backbone = backbone
-        self.head = ClassifierHead(hidden_size(backbone), num_labels, self.hparams["head_dropout"])
+        self.head = ClassifierHead(hidden_size(backbone), num_labels, training.head_dropout)
         self.setup()
-        if not self.hparams["train_head"]:
+        if not training.train_head:
             self.head.requires_grad_(False)
-
-    @classmethod
-    def resolve_hparams(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Defaults updated by ``overrides``; an unknown key is an error naming the accepted ones."""
-        unknown = sorted(set(overrides) - set(cls.defaults))
-        if unknown:
-            raise ValueError(f"method '{cls.name}' has no hyper-parameter {unknown}; "
-                             f"accepted: {', '.join(sorted(cls.defaults))}")
-        return {**cls.defaults, **overrides}
-
-    @classmethod
-    def check_hparams(cls, values: dict[str, Any], where: str | None = None) -> list[str]:
-        """Every problem with ``values`` (unknown names, wrong types, out of range), each starting with
-        ``where`` (default: the method's name) and saying what is accepted; empty when all are valid."""
-        where = where or cls.name
-        problems = []
-        unknown = sorted(set(values) - set(cls.defaults))
-        if unknown:
-            problems.append(f"{where}: no setting {unknown}; accepted: {', '.join(sorted(cls.defaults))}")
-        checks = {**COMMON_CHECKS, **cls.checks}
-        for key in sorted(set(values) & set(cls.defaults)):
-            accepted = checks[key](values[key])
-            if accepted:
-                problems.append(f"{where}.{key}={values[key]!r}: must be {accepted}")
-        return problems
 
     # --- what a method provides -------------------------------------------------------------
     def setup(self) -> None:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from methods.base import Method, register
+from methods.base import Method
 
 
-@register("finetune")
 class FineTune(Method):
-    description = "all parameters train"
-    defaults = {"lr": 5e-5, "epochs": 3, "weight_decay": 0.01, "warmup_ratio": 0.06,
-                "head_dropout": 0.1, "train_head": True}
+    """Trainable: every parameter (+ head)."""
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from methods.base import Method, boolean, hidden_size, num_layers, positive_int, positive_number, register
+from methods.base import Method, hidden_size, num_layers
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,8 @@ class PrefixAttention(nn.Module):
         return (output, None) if layout.returns_pair else (output,)
 
 
-@register("prefix")
 class PrefixTuning(Method):
-    description = "P key/value vectors in every layer, backbone frozen"
-    defaults = {"lr": 1e-2, "epochs": 10, "weight_decay": 0.0, "warmup_ratio": 0.06,
-                "head_dropout": 0.1, "train_head": True, "prefix_len": 16, "projection": False,
-                "projection_hidden": 512, "init_std": 0.5}
-    checks = {"prefix_len": positive_int, "projection": boolean, "projection_hidden": positive_int,
-              "init_std": positive_number}
+    """Settings: ``methods.catalog.PrefixSettings``."""
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)
@@ -110,19 +104,19 @@ class PrefixTuning(Method):
             wrapper = PrefixAttention(getattr(parent, layout.attr), layout, self.heads)
             setattr(parent, layout.attr, wrapper)
             self.wrappers.append(wrapper)
-        length = self.hparams["prefix_len"]
-        if self.hparams["projection"]:
-            width = self.hparams["projection_hidden"]
+        length = self.settings.prefix_len
+        if self.settings.projection:
+            width = self.settings.projection_hidden
             self.prefix_tokens = nn.Parameter(torch.randn(length, hidden))
             self.projection = nn.Sequential(nn.Linear(hidden, width), nn.Tanh(),
                                             nn.Linear(width, self.layers_n * 2 * hidden))
         else:
             self.prefix = nn.Parameter(torch.randn(length, self.layers_n * 2 * hidden)
-                                       * self.hparams["init_std"])
+                                       * self.settings.init_std)
 
     def prefix_key_values(self) -> torch.Tensor:
         """``(layers, 2, heads, P, head_dim)``: the per-layer key and value prefixes."""
-        flat = self.projection(self.prefix_tokens) if self.hparams["projection"] else self.prefix
+        flat = self.projection(self.prefix_tokens) if self.settings.projection else self.prefix
         length, hidden = flat.shape[0], hidden_size(self.backbone)
         per_layer = flat.view(length, self.layers_n, 2, self.heads, hidden // self.heads)
         return per_layer.permute(1, 2, 3, 0, 4)

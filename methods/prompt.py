@@ -14,27 +14,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Method, hidden_size, one_of, positive_int, register
+from methods.base import Method, hidden_size
 
 
-@register("prompt")
 class PromptTuning(Method):
-    description = "P input vectors before the tokens, backbone frozen"
-    defaults = {"lr": 1e-2, "epochs": 10, "weight_decay": 0.0, "warmup_ratio": 0.06,
-                "head_dropout": 0.1, "train_head": True, "prompt_len": 16, "init": "vocab"}
-    checks = {"prompt_len": positive_int, "init": one_of("vocab", "normal")}
+    """Settings: ``methods.catalog.PromptSettings``."""
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)
-        length, hidden = self.hparams["prompt_len"], hidden_size(self.backbone)
+        length, hidden = self.settings.prompt_len, hidden_size(self.backbone)
         embeddings = self.backbone.get_input_embeddings().weight
-        if self.hparams["init"] == "vocab":
+        if self.settings.init == "vocab":
             rows = torch.randint(0, embeddings.shape[0], (length,))
             start = embeddings.detach()[rows].clone()
-        elif self.hparams["init"] == "normal":
+        elif self.settings.init == "normal":
             start = torch.randn(length, hidden)
         else:
-            raise ValueError(f"prompt init '{self.hparams['init']}' unknown; accepted: vocab, normal")
+            raise ValueError(f"prompt init '{self.settings.init}' unknown; accepted: vocab, normal")
         self.prompt = nn.Parameter(start)
 
     def extra_input_tokens(self) -> int:

@@ -58,9 +58,9 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--grid", "nope"], "unknown grid 'nope'; accepted: bert-sizes, lr-sweep, sizes, smoke"),
-    (["--grid", "smoke", "--methods", "lora"], "unknown method ['lora']; accepted: finetune"),
-    (["--grid", "smoke", "--backbones", "gpt9"], "unknown backbone ['gpt9']; accepted: minilm-l3"),
-    (["--grid", "smoke", "--task", "imdb"], "unknown task 'imdb'; accepted: auto"),
+    (["--grid", "smoke", "--methods", "lora"], "unknown method 'lora'; accepted: finetune"),
+    (["--grid", "smoke", "--backbones", "gpt9"], "unknown backbone 'gpt9'; accepted: minilm-l3"),
+    (["--grid", "smoke", "--task", "imdb"], "unknown task 'imdb'; accepted: sst2, mr, synthetic, or auto"),
     (["--grid", "smoke", "--budget", "huge"], "unknown budget 'huge'; accepted: default"),
 ])
 def test_bad_input_is_one_clear_error(argv, message, capsys, tmp_path) -> None:

@@ -131,7 +131,7 @@ def test_check_sizes_flags_capped_splits_too_small_or_missing_a_class() -> None:
 
 
 def test_unknown_task_lists_the_accepted_ones() -> None:
-    with pytest.raises(TaskError, match="accepted: auto, sst2, mr, synthetic"):
+    with pytest.raises(TaskError, match="accepted: sst2, mr, synthetic, or auto"):
         load_task("imdb")
 
 

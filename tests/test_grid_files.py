@@ -44,9 +44,9 @@ def test_a_malformed_grid_file_lists_every_problem_with_its_key_path(tmp_path) -
     with pytest.raises(GridError) as error:
         load_grid_file(grid)
     message = str(error.value)
-    for expected in ["colour: unknown key; accepted: description", "backbones: unknown ['gpt9']",
-                     "seeds: must be a non-empty list of integers >= 0", "task: unknown 'imdb'; accepted: auto",
-                     "budget: unknown 'huge'; accepted: default",
+    for expected in ["colour: unknown key; accepted: description", "backbones: unknown backbone 'gpt9'",
+                     "seeds: must be a non-empty list of integers >= 0", "task: unknown task 'imdb'; accepted: sst2",
+                     "budget: unknown budget 'huge'; accepted: default",
                      "methods.finetune.lr=-1.0: must be a finite number > 0",
                      "methods.finetune: no setting ['typo']", "methods.nope.(the table's name): unknown method 'nope'",
                      "methods.long.prompt_len=0: must be an integer >= 1", "reference: 'lora' is not a method"]:
@@ -149,3 +149,31 @@ def test_a_winner_at_the_end_of_its_range_is_marked(tmp_path) -> None:
                                   hparams=json.dumps({"lr": lr, "method": "prompt"})))
     (line,) = aggregate(load_results(tmp_path)).itertuples()
     assert line.chosen == "lr=0.01 (highest tried)" and line.tried == 3
+
+
+def test_every_registry_answers_an_unknown_name_the_same_way() -> None:
+    from bench.backbones import BACKBONES
+    from bench.grid_files import GRIDS
+    from bench.grids import BUDGETS
+    from bench.registry import UnknownName
+    from bench.tasks import TASKS
+    from methods import METHODS
+
+    for registry in (GRIDS, BUDGETS, METHODS, BACKBONES, TASKS):
+        with pytest.raises(UnknownName) as error:
+            registry["no-such-thing"]
+        message = str(error.value)
+        assert message.startswith(f"unknown {registry.kind} 'no-such-thing'; accepted: {', '.join(registry)}")
+        assert "no-such-thing" not in registry and registry.get("no-such-thing") is None
+
+
+def test_bench_list_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib\nfrom bench.__main__ import main\nout = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n    main(['list'])\n"
+            "assert 'torch' not in sys.modules, 'bench list imported torch'\nprint(out.getvalue())")
+    listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for name in ("sizes", "default", "prompt_len", "minilm-l6", "mr", "schedule"):
+        assert name in listing

@@ -8,6 +8,7 @@ import torch
 from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, MPNetConfig, MPNetModel
 
 from methods import METHODS
+from methods import build as build_method
 
 HIDDEN, LAYERS, VOCAB, LABELS = 32, 2, 50, 2
 
@@ -30,7 +31,7 @@ HEAD = HIDDEN * LABELS + LABELS
 
 def build(method: str, family: str, **hparams) -> torch.nn.Module:
     torch.manual_seed(1)
-    return METHODS[method](tiny_backbone(family), LABELS, hparams)
+    return build_method(method, tiny_backbone(family), LABELS, **hparams)
 
 
 def batch() -> dict[str, torch.Tensor]:
@@ -70,7 +71,7 @@ def test_only_method_parameters_train(method: str, family: str, train_head: bool
 @pytest.mark.parametrize("method", ["prompt", "prefix"])
 def test_prompt_or_prefix_changes_the_output(method: str, family: str) -> None:
     model = build(method, family).eval()
-    plain = METHODS["finetune"](model.backbone if method == "prompt" else tiny_backbone(family), LABELS).eval()
+    plain = build_method("finetune", model.backbone if method == "prompt" else tiny_backbone(family), LABELS).eval()
     plain.head.load_state_dict(model.head.state_dict())
     b = batch()
     with torch.no_grad():
@@ -134,9 +135,36 @@ def test_unknown_hyperparameter_is_refused() -> None:
 
 
 def test_duplicate_registration_is_refused() -> None:
-    from methods.base import Method, register
+    from methods.registry import MethodEntry, declare
 
-    with pytest.raises(ValueError, match="already registered"):
-        @register("prompt")
-        class Again(Method):  # noqa: F841
-            defaults = dict(METHODS["prompt"].defaults)
+    with pytest.raises(ValueError, match="registered twice"):
+        declare(MethodEntry("prompt", "methods.prompt:PromptTuning", "again", METHODS["prompt"].settings))
+
+
+def test_a_declaration_with_bad_defaults_or_a_shadowing_setting_is_refused() -> None:
+    from dataclasses import dataclass
+
+    from methods.registry import MethodEntry, declare
+    from methods.settings import Settings, positive_int, setting
+
+    @dataclass(frozen=True)
+    class Shadowing(Settings):
+        lr: int = setting(1, positive_int, "clashes with the training lr")
+
+    with pytest.raises(ValueError, match="shadow training settings"):
+        declare(MethodEntry("shadowing", "methods.finetune:FineTune", "x", Shadowing))
+    with pytest.raises(ValueError, match="defaults are invalid"):
+        declare(MethodEntry("bad-lr", "methods.finetune:FineTune", "x", training={"lr": -1.0}))
+    with pytest.raises(ValueError, match="not training settings"):
+        declare(MethodEntry("typo", "methods.finetune:FineTune", "x", training={"learning_rate": 1e-3}))
+    assert not {"shadowing", "bad-lr", "typo"} & set(METHODS)
+
+
+def test_every_declared_method_loads_a_method_with_typed_settings() -> None:
+    from methods.base import Method
+
+    for name, entry in METHODS.items():
+        model = build(name, "bert")
+        assert isinstance(model, Method) and isinstance(model.settings, entry.settings), name
+        assert model.settings.as_dict() == entry.settings.defaults()
+        assert model.train_settings.lr == entry.defaults()["lr"]

@@ -8,12 +8,12 @@ from bench.backbones import load_backbone
 from bench.data import encode_split, train_loader
 from bench.tasks import load_task
 from benchmarks.speed import _fastnlp_epoch, _plain_epoch
-from methods import METHODS
+from methods import build
 
 
 def test_both_loops_account_the_same_work_and_restore_everything() -> None:
     loaded = load_backbone("random-bert-tiny")
-    model = METHODS["finetune"](loaded.model, 2)
+    model = build("finetune", loaded.model, 2)
     data = encode_split(loaded.tokenizer, load_task("synthetic").train.head(96), 32)
     backward = torch.Tensor.backward
     for epoch in (_plain_epoch, _fastnlp_epoch):
