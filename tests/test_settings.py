@@ -1,0 +1,94 @@
+"""Typed settings: what a run resolves to is what it records and what the loop actually reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from bench.grid_files import GRIDS
+from bench.grids import BUDGETS, Variant, narrow
+from bench.results import read_rows
+from bench.runner import run_grid
+from bench.train import RunSpec, _schedule
+from methods import METHODS
+from methods.settings import CONSTANT, LINEAR_DECAY, TrainingSettings
+
+
+def spec(method: str, budget: str = "default", **overrides) -> RunSpec:
+    return RunSpec("g", SimpleNamespace(name="mr"), "minilm-l6", Variant(method, overrides), 0, BUDGETS[budget])
+
+
+def test_a_run_resolves_method_defaults_then_budget_then_overrides_then_the_epoch_cap() -> None:
+    training, own = spec("prompt").settings()
+    assert (training.lr, training.epochs, training.weight_decay) == (1e-2, 3, 0.0)  # 10 epochs capped to 3
+    assert (training.batch_size, training.max_len) == (32, 64)  # the budget's
+    assert own.prompt_len == 16 and own.init == "vocab"
+    training, own = spec("prompt", batch_size=16, max_len=128, prompt_len=4, lr=1).settings()
+    assert (training.batch_size, training.max_len, own.prompt_len) == (16, 128, 4)
+    assert training.lr == 1.0 and isinstance(training.lr, float)  # TOML's `lr = 1` is still a float
+    assert spec("prompt", "smoke").settings()[0].max_len == 32
+    assert spec("prompt", "full").settings()[0].epochs == 10
+
+
+def test_hparams_record_both_settings_objects_and_nothing_else_of_the_method() -> None:
+    hparams = spec("prefix", projection=True).hparams()
+    entry = METHODS["prefix"]
+    expected = {"method", "train_cap", "select_cap", "bucketing", *TrainingSettings.fields(), *entry.settings.fields()}
+    assert set(hparams) == expected
+    assert hparams["projection"] is True and hparams["schedule"] == LINEAR_DECAY
+    json.dumps(hparams)  # recordable as is
+
+
+def test_problems_are_listed_for_both_kinds_with_what_is_accepted() -> None:
+    problems = METHODS["prompt"].problems({"optimizer": "SGD", "schedule": "cosine", "init": "zeros",
+                                           "batch_size": 0, "prompt_length": 3})
+    text = "; ".join(problems)
+    for expected in ["prompt: no setting ['prompt_length']", "prompt.optimizer='SGD': must be one of 'AdamW', 'Adam'",
+                     "prompt.schedule='cosine'", "prompt.init='zeros': must be one of 'vocab', 'normal'",
+                     "prompt.batch_size=0: must be an integer >= 1"]:
+        assert expected in text
+
+
+def test_the_schedules_are_what_their_names_say() -> None:
+    def factors(name: str) -> list[float]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = _schedule(optimizer, 10, TrainingSettings(warmup_ratio=0.2, schedule=name))
+        out = []
+        for _ in range(10):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    assert factors(LINEAR_DECAY) == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
+    assert factors(CONSTANT) == pytest.approx([0.5] + [1.0] * 9)
+
+
+def test_the_loop_uses_the_optimizer_and_batch_size_a_row_records(tmp_path, monkeypatch) -> None:
+    made = []
+
+    class SpyAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", SpyAdam)
+    import bench.train
+
+    batch_sizes, real_loader = [], bench.train.train_loader
+    monkeypatch.setattr(bench.train, "train_loader", lambda data, size, *rest: batch_sizes.append(size)
+                        or real_loader(data, size, *rest))
+    grid = narrow(GRIDS["smoke"], backbones=["random-bert-tiny"], seeds=[0])
+    grid = replace(grid, variants=(Variant("finetune", {"epochs": 1, "optimizer": "Adam", "lr": 1e-3,
+                                                         "batch_size": 400}),))
+    results = tmp_path / "runs.csv"
+    run_grid(grid, results, threads=1, progress=False, say=lambda _: None)
+    row = read_rows(results)[0]
+    assert row["status"] == "ok" and made == [{"lr": 1e-3, "weight_decay": 0.01}]
+    hparams = json.loads(row["hparams"])
+    assert hparams["optimizer"] == "Adam" and hparams["batch_size"] == 400
+    assert batch_sizes == [400] and int(row["n_train"]) == 800
