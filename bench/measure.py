@@ -1,12 +1,12 @@
-"""Measurements: training-step throughput, peak memory, FLOP estimates, matmul peak.
+"""Measurements: training-step throughput, peak memory, matmul peak.
 
 * ``StepTimer`` is a fastNLP callback timing the training steps alone (forward, backward, optimizer
   step, zero-grad), skipping the first ``warmup`` steps and synchronising CUDA around each step;
   data loading and evaluation are outside the timed window.
 * ``reset_peak_memory`` / ``peak_memory_mb``: the process's peak resident memory for one run
   (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``) and, on a GPU, the CUDA allocator's peak.
-* ``train_flops``: the training FLOPs of a method as 2 x (matmul params touched) x tokens per pass
-  (see ``train_flops`` for the formula); ``matmul_peak_flops``: this machine's measured dense peak.
+* ``matmul_peak_flops``: this machine's measured dense peak. (A run's training FLOPs come from its
+  method's own formula, ``Method.train_flops_per_token``.)
 """
 
 from __future__ import annotations
@@ -80,27 +80,6 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
     return {"peak_mem_mb": round(rss, 1), "peak_cuda_mem_mb": round(cuda, 1)}
-
-
-def matmul_params(model: torch.nn.Module) -> int:
-    """Parameters that take part in matmuls per token (all 2-D weights except embedding tables)."""
-    total = 0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            total += module.weight.numel()
-    return total
-
-
-def train_flops(model: torch.nn.Module, tokens: int, full_backward: bool) -> float:
-    """Training FLOPs for ``tokens`` processed tokens.
-
-    Forward costs 2 x N per token (N = matmul parameters of backbone and head). The backward pass
-    costs 2 x N for activation gradients plus 2 x N for weight gradients: 6 x N in all for fine-tuning.
-    With a frozen backbone the weight-gradient term is skipped (4 x N); the tiny prompt/prefix
-    parameters add nothing measurable. Attention score matmuls are ignored (short sequences).
-    """
-    n = matmul_params(model)
-    return (6.0 if full_backward else 4.0) * n * tokens
 
 
 def matmul_peak_flops(device: torch.device, size: int = 1024, repeats: int = 10) -> float:

@@ -208,8 +208,9 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     import torch
 
     from bench.train import TrainingDiverged, hparams_json, measure_matmul_peak, run_one
+    from methods.base import MethodRefused
 
-    expected = EXPECTED_ERRORS + (TrainingDiverged,)
+    expected = EXPECTED_ERRORS + (TrainingDiverged, MethodRefused)
 
     say = log.say
     say(f"grid {grid.name}: {note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); log {log.path}")

@@ -32,11 +32,11 @@ from bench import IDENTITY_VERSION
 from bench.backbones import load_backbone
 from bench.data import encode_split, eval_loader, train_loader
 from bench.grids import Budget, Variant
-from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory, train_flops
+from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory
 from bench.results import available_cores, core_affinity
 from bench.tasks import TaskData
 from methods import METHODS
-from methods.base import Method
+from methods.base import Method, MethodRefused
 from methods.settings import CONSTANT, LINEAR_DECAY, Settings, TrainingSettings
 
 COLLAPSE_SHARE = 0.98  # predictions this concentrated on one class count as a collapse
@@ -290,6 +290,11 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
 
     reset_peak_memory(device)
     model.to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # a DataLoader draws a seed
+        probe = next(iter(eval_loader(select_data, 8, pad_id)))
+        problem = model.ineffective(probe["input_ids"].to(device), probe["attention_mask"].to(device))
+    if problem:
+        raise MethodRefused(problem)
     params = model.trainable_parameters()
     optimizer = getattr(torch.optim, training.optimizer)(params, lr=training.lr, weight_decay=training.weight_decay)
     loader = train_loader(train_data, training.batch_size, spec.seed, pad_id, spec.bucketing)
@@ -324,9 +329,8 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
         best, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
     memory = peak_memory_mb(device)
 
-    backbone_trains = any(p.requires_grad for p in model.backbone.parameters())
     tokens_run = timer.padded_tokens + timer.samples * model.extra_input_tokens()
-    flops_per_s = train_flops(model, tokens_run, backbone_trains) / timer.seconds if timer.seconds else 0.0
+    flops_per_s = model.train_flops_per_token() * tokens_run / timer.seconds if timer.seconds else 0.0
     counts = model.parameter_counts()
     collapsed = best["top_share"] >= COLLAPSE_SHARE
     clean = speed_is_clean(meter.load, spec.threads, available_cores()) if device.type == "cpu" else None

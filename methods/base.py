@@ -15,17 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from methods.families import hidden_size
 from methods.settings import Settings, TrainingSettings
 
 
-def hidden_size(backbone: nn.Module) -> int:
-    config = backbone.config
-    return getattr(config, "hidden_size", None) or config.dim
-
-
-def num_layers(backbone: nn.Module) -> int:
-    config = backbone.config
-    return getattr(config, "num_hidden_layers", None) or config.n_layers
+class MethodRefused(RuntimeError):
+    """The method cannot work on this backbone, or its trainable parameters do not change the logits:
+    the run is recorded as failed with this message instead of training something that does nothing."""
 
 
 class ClassifierHead(nn.Module):
@@ -62,6 +58,20 @@ class Method(nn.Module):
         """Hidden states ``(batch, tokens, hidden)`` aligned with ``input_ids``."""
         raise NotImplementedError
 
+    def trains(self, name: str) -> bool:
+        """Whether the parameter called ``name`` (outside ``head.``) is one this method trains: the
+        method's declaration of what trains, which the tests hold ``setup``'s freezing to."""
+        raise NotImplementedError
+
+    def expected_trainable(self) -> int:
+        """The closed-form number of trainable parameters outside the head, from the backbone's config."""
+        raise NotImplementedError
+
+    def train_flops_per_token(self) -> float:
+        """Training FLOPs per processed token (extra positions included), as the method's docstring
+        states; usually ``shared_flops_per_token`` with what the method trains."""
+        raise NotImplementedError
+
     # --- shared by all methods ---------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(input_ids, attention_mask), attention_mask)
@@ -80,6 +90,47 @@ class Method(nn.Module):
     def extra_input_tokens(self) -> int:
         """Positions the method adds to every sequence (counted in FLOP estimates)."""
         return 0
+
+    def matmul_params(self) -> int:
+        """N: weights of every Linear the forward pass runs per token (backbone, adapters, head)."""
+        return sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
+
+    def head_matmul_params(self) -> int:
+        return self.head.classifier.weight.numel() if self.head.classifier.weight.requires_grad else 0
+
+    def shared_flops_per_token(self, trained_matmul: int) -> float:
+        """``4 N + 2 T``: a forward pass costs 2 N per token, the backward pass 2 N for the activation
+        gradients (every method here needs them down to the first layer) plus 2 T for the gradients of the
+        ``trained_matmul`` (T) Linear weights that train. Element-wise parameters (biases, scales) and
+        attention-score matmuls are left out (short sequences)."""
+        return 4.0 * self.matmul_params() + 2.0 * trained_matmul
+
+    def ineffective(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> str | None:
+        """None when the method's own trainable parameters (not the head) change the logits of this
+        batch; else what is wrong. Each is nudged by noise from a private generator and restored bit for
+        bit, so the global RNG, the parameters and the model's mode are as they were."""
+        own = [(n, p) for n, p in self.named_parameters() if p.requires_grad and not n.startswith("head.")]
+        if not own:
+            return "the method trains no parameter outside the head"
+        was_training = self.training
+        generator = torch.Generator().manual_seed(0)
+        self.eval()
+        try:
+            with torch.no_grad():
+                before = self(input_ids, attention_mask)
+                saved = [p.detach().clone() for _, p in own]
+                for _, p in own:
+                    noise = torch.randn(p.shape, generator=generator).to(p.device, p.dtype)
+                    p.add_(noise * (0.1 * float(p.float().std()) if p.numel() > 1 else 0.0) + 0.1)
+                after = self(input_ids, attention_mask)
+                for (_, p), value in zip(own, saved, strict=True):
+                    p.copy_(value)
+        finally:
+            self.train(was_training)
+        if torch.equal(before, after):
+            return (f"changing its {len(own)} trainable tensor(s) ({own[0][0]}, ...) leaves the logits unchanged: "
+                    "the method has no effect on this backbone")
+        return None
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -4,45 +4,24 @@ Each layer's self-attention gets ``prefix_len`` extra keys and values that every
 the backbone is frozen, the head trains. Trainable: ``prefix_len x layers x 2 x hidden`` (+ head).
 With ``projection=True`` the prefixes come from a reparameterisation MLP, as in the P-Tuning v2
 reference code: ``Embedding(prefix_len, hidden) -> Linear(hidden, 512) -> tanh ->
-Linear(512, layers x 2 x hidden)``.
+Linear(512, layers x 2 x hidden)``. Training FLOPs per token: ``4 N + 2 N_head`` (activation gradients
+through every layer; the MLP runs once per batch, not per token, and the attention to the prefix is
+left out with the other attention-score matmuls).
 
 The injection is the harness's own: each self-attention module is wrapped by ``PrefixAttention``, which
 reuses the frozen q/k/v projections, prepends the prefix to keys and values and runs
 ``scaled_dot_product_attention`` with its own padding mask. It does not use transformers' cache (BERT's
-changed in 5.x; MPNet has none), so it works the same on BERT, DistilBERT and MPNet. ``LAYOUTS`` is
-the only per-family knowledge: where the attention modules are and what their projections are called.
+changed in 5.x; MPNet has none), so it works the same on BERT, DistilBERT and MPNet. Where each
+family's attention modules are and what their projections are called is in ``methods/families.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from methods.base import Method, hidden_size, num_layers
-
-
-@dataclass(frozen=True)
-class AttentionLayout:
-    parents: Callable[[nn.Module], list[nn.Module]]  # modules holding the self-attention
-    attr: str  # the self-attention's attribute name on its parent
-    q: str
-    k: str
-    v: str
-    out: str | None  # output projection inside the self-attention module, if any
-    returns_pair: bool  # (output, weights) as BERT/DistilBERT; else (output,) as MPNet
-
-
-LAYOUTS = {
-    "bert": AttentionLayout(lambda m: [layer.attention for layer in m.encoder.layer], "self",
-                            "query", "key", "value", None, True),
-    "mpnet": AttentionLayout(lambda m: [layer.attention for layer in m.encoder.layer], "attn",
-                             "q", "k", "v", "o", False),
-    "distilbert": AttentionLayout(lambda m: list(m.transformer.layer), "attention",
-                                  "q_lin", "k_lin", "v_lin", "out_lin", True),
-}
+from methods.base import Method
+from methods.families import AttentionLayout, family_of, hidden_size, num_heads, num_layers
 
 
 class PrefixAttention(nn.Module):
@@ -91,13 +70,8 @@ class PrefixTuning(Method):
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)
-        family = self.backbone.config.model_type
-        if family not in LAYOUTS:
-            raise ValueError(f"prefix tuning knows no attention layout for '{family}'; "
-                             f"accepted: {', '.join(LAYOUTS)}")
-        layout = LAYOUTS[family]
-        config = self.backbone.config
-        self.heads = getattr(config, "num_attention_heads", None) or config.n_heads
+        layout = family_of(self.backbone).attention
+        self.heads = num_heads(self.backbone)
         self.layers_n, hidden = num_layers(self.backbone), hidden_size(self.backbone)
         self.wrappers: list[PrefixAttention] = []
         for parent in layout.parents(self.backbone):
@@ -113,6 +87,19 @@ class PrefixTuning(Method):
         else:
             self.prefix = nn.Parameter(torch.randn(length, self.layers_n * 2 * hidden)
                                        * self.settings.init_std)
+
+    def trains(self, name: str) -> bool:
+        return name.startswith(("prefix", "projection."))
+
+    def expected_trainable(self) -> int:
+        length, hidden, layers = self.settings.prefix_len, hidden_size(self.backbone), num_layers(self.backbone)
+        if not self.settings.projection:
+            return length * layers * 2 * hidden
+        width = self.settings.projection_hidden
+        return length * hidden + (hidden * width + width) + (width * layers * 2 * hidden + layers * 2 * hidden)
+
+    def train_flops_per_token(self) -> float:
+        return self.shared_flops_per_token(self.head_matmul_params())
 
     def prefix_key_values(self) -> torch.Tensor:
         """``(layers, 2, heads, P, head_dim)``: the per-layer key and value prefixes."""

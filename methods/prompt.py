@@ -6,7 +6,9 @@ which reproduces the tutorial exactly (its head stays frozen at random init).
 
 ``init``: ``vocab`` starts each vector as a randomly chosen row of the word-embedding table (on the
 embedding scale, which trains faster); ``normal`` is ``nn.Embedding``'s N(0, 1), the tutorial's choice.
-Trainable: ``prompt_len x hidden`` (+ head).
+Trainable: ``prompt_len x hidden`` (+ head). Training FLOPs per token: ``4 N + 2 N_head`` over the
+sentence's tokens plus the ``prompt_len`` prompt positions (the gradient reaches the input, so every
+layer's activation gradients are computed; only the head's weights get weight gradients).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Method, hidden_size
+from methods.base import Method
+from methods.families import hidden_size
 
 
 class PromptTuning(Method):
@@ -35,6 +38,15 @@ class PromptTuning(Method):
 
     def extra_input_tokens(self) -> int:
         return self.prompt.shape[0]
+
+    def trains(self, name: str) -> bool:
+        return name == "prompt"
+
+    def expected_trainable(self) -> int:
+        return self.settings.prompt_len * hidden_size(self.backbone)
+
+    def train_flops_per_token(self) -> float:
+        return self.shared_flops_per_token(self.head_matmul_params())
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         batch, length = input_ids.shape[0], self.prompt.shape[0]

@@ -9,6 +9,8 @@ from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertMode
 
 from methods import METHODS
 from methods import build as build_method
+from methods.base import MethodRefused
+from methods.settings import TrainingSettings
 
 HIDDEN, LAYERS, VOCAB, LABELS = 32, 2, 50, 2
 
@@ -39,21 +41,29 @@ def batch() -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": (ids != 0).long(), "target": torch.tensor([0, 1, 1])}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method", ["finetune", "prompt", "prefix"])
+CASES = [(method, family) for method in METHODS for family in FAMILIES]
+
+
+def build_or_skip(method: str, family: str, **hparams) -> torch.nn.Module:
+    """The method on the family's tiny backbone; a combination the method refuses is skipped here (its
+    refusal is tested in test_a_method_refuses_a_backbone_it_cannot_change)."""
+    try:
+        return build(method, family, **hparams)
+    except MethodRefused as exc:
+        pytest.skip(f"{method} refuses {family}: {exc}")
+
+
+@pytest.mark.parametrize("method, family", CASES)
 @pytest.mark.parametrize("train_head", [True, False])
-def test_only_method_parameters_train(method: str, family: str, train_head: bool) -> None:
-    model = build(method, family, train_head=train_head)
+def test_only_what_the_method_declares_trains(method: str, family: str, train_head: bool) -> None:
+    model = build_or_skip(method, family, train_head=train_head, head_dropout=0.0)
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.5)
     model.train_step(**batch())["loss"].backward()
     optimizer.step()
     for name, param in model.named_parameters():
-        in_backbone = name.startswith("backbone.")
-        in_head = name.startswith("head.")
-        should_train = (method == "finetune" and not in_head) or (in_head and train_head) or \
-            (not in_backbone and not in_head)
+        should_train = train_head if name.startswith("head.") else model.trains(name)
         assert param.requires_grad == should_train, name
         if should_train:
             assert param.grad is not None, f"{name} received no gradient"
@@ -62,9 +72,48 @@ def test_only_method_parameters_train(method: str, family: str, train_head: bool
         else:
             assert param.grad is None, f"frozen {name} received a gradient"
             assert torch.equal(param, before[name]), f"frozen {name} changed"
-    # the method's own parameters must all have moved (they are what is being tuned)
-    own = [n for n, _ in model.named_parameters() if not n.startswith(("backbone.", "head."))]
-    assert all(not torch.equal(dict(model.named_parameters())[n], before[n]) for n in own)
+    own = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    assert own, "the method trains nothing of its own"
+    moved = [n for n in own if not torch.equal(dict(model.named_parameters())[n], before[n])]
+    assert moved, "no parameter of the method moved in one step"  # (LoRA's A only moves once B has)
+
+
+@pytest.mark.parametrize("method, family", CASES)
+def test_the_methods_parameters_change_the_logits(method: str, family: str) -> None:
+    model = build_or_skip(method, family)
+    b = batch()
+    assert model.ineffective(b["input_ids"], b["attention_mask"]) is None
+
+
+def test_a_method_with_no_effect_is_caught() -> None:
+    from methods.finetune import FineTune
+
+    class Dead(FineTune):
+        def setup(self) -> None:
+            self.backbone.requires_grad_(False)
+            self.unused = torch.nn.Parameter(torch.zeros(3))
+
+    model = Dead(tiny_backbone("bert"), LABELS, METHODS["finetune"].settings(), TrainingSettings())
+    b = batch()
+    assert "leaves the logits unchanged" in model.ineffective(b["input_ids"], b["attention_mask"])
+    model.unused.requires_grad_(False)
+    assert "trains no parameter" in model.ineffective(b["input_ids"], b["attention_mask"])
+
+
+@pytest.mark.parametrize("family", ["mpnet", "distilbert"])
+def test_a_method_refuses_a_backbone_it_cannot_change(family: str, monkeypatch) -> None:
+    """PEFT's prefix tuning hands its prefixes over as past_key_values, which MPNet and DistilBERT do not
+    read: it is refused; forced past the refusal, the effect check sees that it changes nothing."""
+    with pytest.raises(MethodRefused, match="past_key_values"):
+        build("peft-prefix", family)
+    from dataclasses import replace
+
+    from methods.families import FAMILIES
+
+    monkeypatch.setitem(FAMILIES._entries, family, replace(FAMILIES[family], uses_past_key_values=True))
+    model = build("peft-prefix", family)
+    unpadded = torch.tensor([[2, 7, 8, 9, 10, 3], [2, 11, 12, 13, 14, 3]])
+    assert "leaves the logits unchanged" in model.ineffective(unpadded, torch.ones_like(unpadded))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -88,10 +137,9 @@ def test_prompt_or_prefix_changes_the_output(method: str, family: str) -> None:
     assert not torch.equal(logits, plain_logits) and not torch.equal(logits, shifted_logits)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method", ["finetune", "prompt", "prefix"])
+@pytest.mark.parametrize("method, family", CASES)
 def test_right_padding_does_not_change_logits(method: str, family: str) -> None:
-    model = build(method, family).eval()
+    model = build_or_skip(method, family).eval()
     ids = torch.tensor([[2, 7, 8, 9, 3]])
     padded = torch.tensor([[2, 7, 8, 9, 3, 0, 0, 0, 0]])
     with torch.no_grad():
@@ -120,6 +168,50 @@ def test_trainable_counts_match_closed_form(family: str) -> None:
     assert finetune["trainable_params"] == backbone_params + HEAD == finetune["total_params"]
     frozen_head = build("prompt", family, prompt_len=5, train_head=False).parameter_counts()
     assert frozen_head["trainable_params"] == frozen_head["trainable_params_excl_head"] == 5 * HIDDEN
+
+
+@pytest.mark.parametrize("method, family", CASES)
+@pytest.mark.parametrize("train_head", [True, False])
+def test_every_methods_trainable_count_matches_its_closed_form(method: str, family: str, train_head: bool) -> None:
+    model = build_or_skip(method, family, train_head=train_head)
+    counts = model.parameter_counts()
+    assert counts["trainable_params_excl_head"] == model.expected_trainable()
+    assert counts["trainable_params"] == model.expected_trainable() + (HEAD if train_head else 0)
+
+
+def linear_weights(model: torch.nn.Module, containing: str = "") -> int:
+    return sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and containing in n)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_flops_finetune_is_6n(family: str) -> None:
+    model = build("finetune", family)
+    assert model.train_flops_per_token() == 6 * linear_weights(model)
+
+
+@pytest.mark.parametrize("method", ["prompt", "prefix", "bitfit", "ia3", "peft-prompt"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_flops_of_frozen_weight_methods_are_4n_plus_the_head(method: str, family: str) -> None:
+    """Activation gradients through every layer, weight gradients only for the head's Linear."""
+    model = build(method, family)
+    assert model.train_flops_per_token() == 4 * linear_weights(model) + 2 * HIDDEN * LABELS
+    frozen_head = build(method, family, train_head=False)
+    assert frozen_head.train_flops_per_token() == 4 * linear_weights(frozen_head)
+
+
+@pytest.mark.parametrize("targets", ["qv", "all"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_flops_lora_is_4n_plus_6_lora_weights(targets: str, family: str) -> None:
+    model = build("lora", family, targets=targets)
+    lora = linear_weights(model, "lora_")
+    assert lora == model.expected_trainable() > 0
+    base = linear_weights(model) - lora
+    assert model.train_flops_per_token() == 4 * base + 6 * lora + 2 * HIDDEN * LABELS
+
+
+def test_flops_peft_prefix_is_4n_plus_the_head() -> None:
+    model = build("peft-prefix", "bert")
+    assert model.train_flops_per_token() == 4 * linear_weights(model) + 2 * HIDDEN * LABELS
 
 
 def test_prefix_projection_trains_and_changes_logits() -> None:
