@@ -111,6 +111,9 @@ def compare(baseline: dict, measured: dict[str, float], guard: dict) -> list[str
         if flag:
             problems.append(f"{key}: time relative to plain PyTorch grew {change:.2f}x "
                             f"({base:.3f} -> {now:.3f}; limit {1 + TOLERANCE:.2f}x)")
+    for key in sorted(set(measured) - set(baseline["ratios"])):
+        print(f"{key:45} {'–':>9} {measured[key]:9.3f}    (not in the baseline: a new workload; "
+              "python -m benchmarks.check --update on a quiet machine adds it)")
     same_platform = baseline["platform"] == platform_key()
     print(f"accuracy guard ({'exact: same platform' if same_platform else 'tolerance: other platform'}):")
     for key, base in sorted(baseline["accuracy"].items()):

@@ -249,3 +249,16 @@ def test_spread_moves_overlapping_labels_apart_and_leaves_the_others() -> None:
     placed = _spread([5.0, 5.2, 1.0, 5.1], 1.0)
     assert placed[2] == 1.0 and placed[0] == pytest.approx(4.1) and placed[3] == pytest.approx(5.1)
     assert placed[1] == pytest.approx(6.1)
+
+
+def test_the_page_lists_why_runs_failed(results_dir, tmp_path) -> None:
+    path = results_dir / "runs.csv"
+    refusal = "MethodRefused: the method's parameters leave the logits unchanged"
+    for seed in (5, 6):
+        append_row(path, make_row("minilm-l6", "prefix", seed, 0.0, status="failed",
+                                  error=f"{refusal} (traceback in /tmp/logs/x.log)"))
+    write_reports(results_dir, tmp_path / "out")
+    page = (tmp_path / "out" / "sizes-mr.md").read_text()
+    assert "Failed runs (3), by reason:" in page
+    assert f"- {refusal}: minilm-l6 prefix seed 5, minilm-l6 prefix seed 6" in page
+    assert "- boom: minilm-l6 prefix seed 4" in page and "traceback in" not in page
