@@ -31,7 +31,7 @@ from bench.results import SchemaError, available_cores
 from bench.runner import GridAborted
 from bench.tasks import TASKS, TaskError
 
-SUBCOMMANDS = ("run", "reproduce", "list", "report", "compare", "migrate")
+SUBCOMMANDS = ("run", "reproduce", "run-one", "list", "report", "compare", "migrate")
 ROOT = Path(__file__).resolve().parent.parent
 USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ReportError, UnknownName)
 
@@ -75,6 +75,13 @@ def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--no-bucketing", action="store_true", help="random training batches (for comparison)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch training progress")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--launcher", choices=("serial", "ray"), default="serial",
+                        help="serial: one run after another here (default); ray: every missing run as a Ray task "
+                             "(pip install -e '.[ray]')")
+    parser.add_argument("--ray-address", help="join this Ray cluster (auto, or ray://host:10001); default: start "
+                                              "Ray on this machine")
+    parser.add_argument("--retries", type=int, default=0,
+                        help="with --launcher ray: times Ray runs a task again when its worker or node dies")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     _grid_arguments(reproduce, ROOT / "reproduced" / "runs.csv")
     reproduce.add_argument("--against", type=Path, default=ROOT / "results",
                            help="folder of committed results CSVs to compare with")
+    one = sub.add_parser("run-one", help="run one fully specified run (JSON or a JSON file) and print its row")
+    one.add_argument("spec", help='e.g. \'{"grid": "smoke", "task": "synthetic", "backbone": "random-bert-tiny", '
+                                  '"method": "finetune", "seed": 0, "budget": "smoke"}\' or a .json file')
+    one.add_argument("--results", type=Path, help="also append the row to this CSV")
+    one.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub.add_parser("list", help="grids, budgets, methods, backbones, tasks")
     report = sub.add_parser("report", help="regenerate reports/ from results/*.csv")
     report.add_argument("--results-dir", type=Path, default=ROOT / "results")
@@ -160,8 +172,17 @@ def _run(args) -> int:
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)
-    outcome = run_grid(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
-                       not args.no_bucketing, not args.quiet, debug=args.debug)
+    if args.launcher == "ray":
+        from bench.launch_ray import run_grid_ray
+
+        outcome = run_grid_ray(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
+                               not args.no_bucketing, debug=args.debug, address=args.ray_address,
+                               retries=args.retries)
+    else:
+        if args.ray_address or args.retries:
+            raise GridError("--ray-address and --retries go with --launcher ray")
+        outcome = run_grid(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
+                           not args.no_bucketing, not args.quiet, debug=args.debug)
     if args.command == "reproduce":
         from bench.reproduce import comparison
         from bench.results import finished_rows
@@ -176,6 +197,37 @@ def _run(args) -> int:
     if outcome.exit_code:
         print(f"error: {outcome.measured['failed']} run(s) failed; their rows say why", file=sys.stderr)
     return outcome.exit_code
+
+
+def _run_one(args) -> int:
+    """One run from its spec; its row as JSON on stdout (and appended to --results); 1 when it failed."""
+    import json
+
+    from bench.backbones import unavailable
+    from bench.grids import Grid, Variant
+    from bench.results import append_row, git_state
+    from bench.runner import preflight, validate
+    from bench.unit import RunRequest, execute
+
+    request = RunRequest.from_json(args.spec)
+    if args.results:
+        preflight(args.results)
+    check_device(request.device)
+    validate(Grid(request.grid, "", (Variant(request.method, dict(request.overrides), request.label),),
+                  (request.backbone,), (request.seed,), request.task, request.budget))
+    problem = unavailable(request.backbone)
+    if problem:
+        raise BackboneError(problem)
+    request.spec()  # loads and checks the task data before any work
+    sha, dirty = git_state()
+    row = execute(request, {"git_sha": sha, "git_dirty": dirty, "launcher": "run-one"}, say=print)
+    trace = row.pop("traceback", "")
+    if row.pop("expected", True) is False or args.debug:
+        print(trace, file=sys.stderr, end="")
+    if args.results:
+        append_row(args.results, row)
+    print(json.dumps(row, default=str, sort_keys=True))
+    return 1 if row["status"] == "failed" else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.compare import compare
 
             print(compare(args.before, args.after))
+        elif args.command == "run-one":
+            return _run_one(args)
         elif args.command == "migrate":
             from bench.results import migrate
 

@@ -88,7 +88,7 @@ def summarise(data: pd.DataFrame) -> pd.DataFrame:
         if ok.empty:
             continue
         cpu = speed_cpu(group)
-        timed = ok[(ok["cpu"] == cpu) & clean_speed(ok)]
+        timed = ok[(ok["machine"] == cpu) & clean_speed(ok)]
         lines.append({**dict(zip(KEYS, key, strict=True)), "acc": ok["acc"].mean(),
                       "seeds": ",".join(str(int(s)) for s in sorted(ok["seed"].dropna())),
                       "train": timed["train_samples_per_s"].median(), "eval": timed["eval_samples_per_s"].median(),

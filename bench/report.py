@@ -129,7 +129,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     for (backbone, method), group in rows.groupby(["backbone", "method"], sort=False):
         group, chosen, tried = choose_on_select(group)
         ok = group[group["status"] == "ok"]
-        timed = ok[(ok["cpu"] == timing_cpu) & clean_speed(ok)]
+        timed = ok[(ok["machine"] == timing_cpu) & clean_speed(ok)]
         # FLOP/s as a share of the matmul peak measured in the same process, per run, then the median
         utilisation = (timed["train_flops_per_s"] / timed["matmul_peak_flops_per_s"].where(
             timed["matmul_peak_flops_per_s"] > 0)).median()
@@ -269,6 +269,8 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
     dirty = (rows["git_dirty"] == "true").sum()
     lines = [
         f"- device: {values('device')}; threads: {values('threads')}; CPU: {values('cpu')}",
+        *([f"- GPU: {values('accelerator')}"] if values("accelerator") != "–" else []),
+        *([f"- launcher: {values('launcher')}; nodes: {values('node')}"] if (rows["launcher"] == "ray").any() else []),
         f"- fp32 matmul peak measured in the same process: {peak_text}",
         f"- torch {values('torch')}, transformers {values('transformers')}, fastNLP {values('fastnlp')}, "
         f"python {values('python')}",
@@ -287,11 +289,11 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         lines.append(f"- {unchecked} ok run(s) predate the quiet-machine check (results schema v1): their speeds "
                      "are used as recorded")
     ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
-    others = sorted(set(ok["cpu"]) - {timing_cpu})
+    others = sorted(set(ok["machine"]) - {timing_cpu})
     if others:
         lines.append(f"- speed columns (samples/s, tokens/s, speed ratio, FLOP/s share, eval speed) are medians "
-                     f"over the {int((ok['cpu'] == timing_cpu).sum())} ok runs on {timing_cpu} only; the "
-                     f"{int(ok['cpu'].isin(others).sum())} ok runs on {', '.join(others)} count toward accuracy "
+                     f"over the {int((ok['machine'] == timing_cpu).sum())} ok runs on {timing_cpu} only; the "
+                     f"{int(ok['machine'].isin(others).sum())} ok runs on {', '.join(others)} count toward accuracy "
                      "and memory only (speeds from different CPUs are not pooled; a method with no run on "
                      f"{timing_cpu} shows –)")
     return lines
@@ -319,10 +321,10 @@ def speed_source(rows: pd.DataFrame) -> tuple[str, str]:
     if cpu is None:
         return "", ""
     ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
-    threads = sorted({int(t) for t in ok[ok["cpu"] == cpu]["threads"].dropna()})
+    threads = sorted({int(t) for t in ok[ok["machine"] == cpu]["threads"].dropna()})
     source = cpu + (f", {'/'.join(str(t) for t in threads)} thread{'' if threads == [1] else 's'}" if threads else "")
-    others = ok[ok["cpu"] != cpu]
-    note = (f"{len(others)} ok run(s) on {', '.join(sorted(set(others['cpu'])))} left out (speeds of different "
+    others = ok[ok["machine"] != cpu]
+    note = (f"{len(others)} ok run(s) on {', '.join(sorted(set(others['machine'])))} left out (speeds of different "
             "CPUs are not pooled)") if len(others) else ""
     return source, note
 
@@ -390,6 +392,10 @@ def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", ""))
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     plt.rcParams.update({"font.size": 9, "svg.hashsalt": "bench"})
+    measured = set(table[table["n_ok"] > 0]["backbone"])  # a backbone where every run failed has nothing to plot
+    table = table[table["backbone"].isin(measured)]
+    if table.empty:
+        return {}
     methods = list(dict.fromkeys(table["method"]))  # the table's own order
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     markers = dict(zip(methods, "osD^vP*X" * 4, strict=False))

@@ -58,12 +58,16 @@ COLUMNS = [
     "other_cpu_load", "speed_clean",
     # place
     "device", "threads", "torch", "transformers", "fastnlp", "python", "cpu",
+    # where and how: the host, the GPU's name (empty on CPU), serial or ray
+    "node", "accelerator", "launcher",
     # outcome
     "status", "error",
 ]
 ADDED_IN_V2 = ("other_cpu_load", "speed_clean")
+ADDED_IN_V3 = ("node", "accelerator", "launcher")
 # Every header this code can read: the current one and the earlier versions (columns added later absent).
-KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 1: [c for c in COLUMNS if c not in ADDED_IN_V2]}
+KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 2: [c for c in COLUMNS if c not in ADDED_IN_V3],
+                 1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3]}
 STATUSES = ("ok", "failed", "collapsed")
 LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 
@@ -159,7 +163,8 @@ def check_schema(path: Path, writable: bool = False) -> None:
     version = _version(path, _header_of(path, first))
     if writable and version != SCHEMA_VERSION:
         raise SchemaError(
-            f"{path} has results schema v{version} (without columns {', '.join(ADDED_IN_V2)}); upgrade it once "
+            f"{path} has results schema v{version} (without columns "
+            f"{', '.join(c for c in COLUMNS if c not in KNOWN_HEADERS.get(version, COLUMNS))}); upgrade it once "
             f"with: python -m bench migrate {path}  (rewrites it atomically and keeps the original as "
             f"{path.name}.v{version}.bak)")
 
@@ -401,4 +406,13 @@ def environment() -> dict[str, str]:
     import transformers
 
     return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "fastnlp": md.version("fastnlp"), "python": platform.python_version(), "cpu": cpu_name()}
+            "fastnlp": md.version("fastnlp"), "python": platform.python_version(), "cpu": cpu_name(),
+            "node": platform.node()}
+
+
+def accelerator_name(device: str) -> str:
+    """The GPU a run used, by name ("" on CPU): speeds of different GPUs are never pooled."""
+    import torch
+
+    parsed = torch.device(device)
+    return torch.cuda.get_device_name(parsed) if parsed.type == "cuda" else ""

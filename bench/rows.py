@@ -4,8 +4,9 @@
   numeric columns typed, where a later row with the same ``run_id`` (a ``--rerun``) supersedes the
   earlier one (the CSV keeps both as history).
 * ``clean_speed(frame)``: the rows whose speed was measured on a quiet machine.
-* ``speed_cpu(frame)``: the one CPU whose runs give a set of rows its speeds: speeds measured on
-  different CPUs are never pooled.
+* ``speed_cpu(frame)``: the one machine kind whose runs give a set of rows its speeds: speeds measured
+  on different CPUs, or different GPUs, are never pooled. A row's kind (the derived ``machine``
+  column) is its GPU's name when it ran on one, else its CPU's.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_he
 def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     """The rows as a DataFrame, numeric columns typed, superseded rows dropped."""
     if not rows:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=[*COLUMNS, "machine"])
     data = pd.DataFrame(rows, columns=COLUMNS, dtype=str)
     data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
     for column in NUMERIC:
         data[column] = pd.to_numeric(data[column], errors="coerce")
+    data["machine"] = data["accelerator"].where(data["accelerator"].fillna("") != "", data["cpu"])
     return data
 
 
@@ -38,10 +40,10 @@ def clean_speed(rows: pd.DataFrame) -> pd.Series:
 
 
 def speed_cpu(rows: pd.DataFrame) -> str | None:
-    """The CPU whose runs give the speeds: the one with the most ok runs measured on a quiet machine
-    (ties: by name); None when there is none."""
+    """The CPU or GPU whose runs give the speeds: the one with the most ok runs measured on a quiet
+    machine (ties: by name); None when there is none."""
     ok = rows[(rows["status"] == "ok") & clean_speed(rows)]
     if ok.empty:
         return None
-    counts = ok["cpu"].value_counts()
+    counts = ok["machine"].value_counts()
     return sorted(counts.index, key=lambda cpu: (-counts[cpu], cpu))[0]

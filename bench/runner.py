@@ -20,12 +20,10 @@ import datetime as dt
 import json
 import os
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import SCHEMA_VERSION
 from bench.backbones import BackboneError, backbone_spec, unavailable
 from bench.grids import BUDGETS, Grid, GridError
 from bench.results import (
@@ -33,16 +31,11 @@ from bench.results import (
     SchemaError,
     append_row,
     check_schema,
-    environment,
     finished_rows,
     git_state,
     run_id,
 )
 from bench.tasks import TaskError, check_sizes, resolve_task
-
-# Errors whose message says all there is to say; anything else is an internal error and its traceback
-# is shown on the console too (it is always kept in the log).
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (BackboneError, TaskError, OSError, MemoryError)
 
 
 class GridAborted(RuntimeError):
@@ -181,10 +174,8 @@ def _reused_line(label: str, rid: str, row: dict) -> str:
             f"(eval acc {float(row['acc']):.4f}); not run again (use --rerun to measure it here)")
 
 
-def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
-             data_dir: str | None = None, bucketing: bool = True, progress: bool = True,
-             say: Callable[[str], None] = print, debug: bool = False) -> GridOutcome:
-    """Run every missing run of ``grid`` and append its row to ``results``."""
+def prepare(grid: Grid, results: Path, data_dir: str | None) -> tuple:
+    """Every check that comes before any work, whatever launches the runs; the task data and a note."""
     preflight(results)
     validate(grid)
     missing = [problem for name in dict.fromkeys(grid.backbones) if (problem := unavailable(name))]
@@ -194,33 +185,41 @@ def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, r
     too_small = check_sizes(task, BUDGETS[grid.budget].train_cap, BUDGETS[grid.budget].select_cap)
     if too_small:
         raise TaskError("; ".join(too_small))
+    return task, note
+
+
+def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
+             data_dir: str | None = None, bucketing: bool = True, progress: bool = True,
+             say: Callable[[str], None] = print, debug: bool = False) -> GridOutcome:
+    """Run every missing run of ``grid`` and append its row to ``results``."""
+    task, note = prepare(grid, results, data_dir)
     log = RunLog(results.parent / "logs", grid.name, say)
     outcome = GridOutcome(grid.name, results, log=log.path)
     try:
-        _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log, outcome, debug)
+        _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log, outcome, debug, data_dir)
     finally:
         log.close()
     return outcome
 
 
 def _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log: RunLog,
-         outcome: GridOutcome, debug: bool) -> None:
+         outcome: GridOutcome, debug: bool, data_dir: str | None) -> None:
     import torch
 
-    from bench.train import TrainingDiverged, hparams_json, measure_matmul_peak, run_one
-    from methods.base import MethodRefused
-
-    expected = EXPECTED_ERRORS + (TrainingDiverged, MethodRefused)
+    from bench.train import measure_matmul_peak
+    from bench.unit import RunRequest, execute, prime_peak, prime_task
 
     say = log.say
     say(f"grid {grid.name}: {note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); log {log.path}")
     torch.set_num_threads(threads)
     peak = measure_matmul_peak(device)
+    prime_peak(device, threads, peak)
+    prime_task(task, data_dir)
     say(f"device {device}, {threads} threads, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
     specs = expand(grid, task, device, threads, bucketing, progress, say)
     outcome.planned = len(specs)
     sha, dirty = git_state()
-    env = environment()
+    context = {"git_sha": sha, "git_dirty": dirty, "launcher": "serial", "progress": progress}
     start = time.perf_counter()
     warned: set[str] = set()
 
@@ -232,9 +231,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     def attempt(index: int, spec, wait: bool) -> bool:
         """Run ``spec`` unless it is recorded; False when another process holds it and ``wait`` is off."""
         rid = run_id(spec.identity())
-        settings = " ".join(f"{k}={v}" for k, v in sorted(spec.variant.overrides.items()))
-        label = f"[{index}/{len(specs)}] {spec.backbone} {spec.variant.name}{f' ({settings})' if settings else ''} " \
-                f"seed {spec.seed}"
+        label = run_label(index, len(specs), spec)
         if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
             return True
         claim = RunClaim(results, rid)
@@ -249,41 +246,15 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
             if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
                 return True
             say(f"{label}: running ({time.perf_counter() - start:.0f} s into the grid)")
-            row = {"schema_version": SCHEMA_VERSION, "run_id": rid,
-                   "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                   "grid": grid.name, "task": task.name, "backbone": spec.backbone,
-                   "method": spec.variant.name, "seed": spec.seed, "budget": grid.budget,
-                   "hparams": hparams_json(spec), "git_sha": sha, "git_dirty": dirty,
-                   "matmul_peak_flops_per_s": peak, "device": device, "threads": threads, **env}
             try:
-                row.update(run_one(spec, say=say))
+                row = execute(RunRequest.from_spec(spec, data_dir), context, say=say)
             except KeyboardInterrupt:
                 say(f"{label}: interrupted; not recorded, the next invocation runs it again")
                 raise
-            except Exception as exc:  # a failed run is recorded and the grid goes on
-                log.write(f"{label}: traceback\n{traceback.format_exc()}")
-                if debug or not isinstance(exc, expected):
-                    traceback.print_exc()
-                message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]
-                row.update({"status": "failed", "error": f"{message} (traceback in {log.path})"})
-            try:
-                append_row(results, row, say=say)
-            except SchemaError as exc:  # a full disk mid-grid: not bad input, and the row must not vanish
-                log.write(f"{label}: row NOT recorded: {json.dumps(row, default=str)}")
-                raise GridAborted(f"{exc}; the grid stopped after {len(outcome.rows)} recorded run(s); the "
-                                  f"unrecorded row is in {log.path}") from None
+            record_failure(row, label, log, debug)
+            record_row(results, row, label, log, outcome)
         finally:
             claim.release()
-        outcome.rows.append(row)
-        outcome.measured[row["status"]] += 1
-        if row["status"] == "failed":
-            say(f"{label}: FAILED: {row['error']}")
-        else:
-            quiet = {True: "", False: " (NOT clean: other processes used "
-                     f"{row['other_cpu_load']} cores; speed left out of reports)", "": ""}[row["speed_clean"]]
-            say(f"{label}: {row['status']}, eval acc {row['acc']:.4f} (select {row['acc_select']:.4f}, "
-                f"majority {row['majority_rate']:.3f}), {row['train_samples_per_s']:.1f} train samples/s{quiet}, "
-                f"{row['run_s']:.0f} s")
         return True
 
     deferred = [(index, spec) for index, spec in enumerate(specs, 1) if not attempt(index, spec, wait=False)]
@@ -292,6 +263,45 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
         attempt(index, spec, wait=True)
     outcome.seconds = time.perf_counter() - start
     say(outcome.summary())
+
+
+def run_label(index: int, total: int, spec) -> str:
+    settings = " ".join(f"{k}={v}" for k, v in sorted(spec.variant.overrides.items()))
+    shown = f" ({settings})" if settings else ""
+    return f"[{index}/{total}] {spec.backbone} {spec.variant.name}{shown} seed {spec.seed}"
+
+
+def record_row(results: Path, row: dict, label: str, log: RunLog, outcome: GridOutcome) -> None:
+    """Append ``row``, count it and say how the run went. A results file that stops taking rows (a full
+    disk) stops the grid with GridAborted, the row kept in the log."""
+    try:
+        append_row(results, row, say=log.say)
+    except SchemaError as exc:  # a full disk mid-grid: not bad input, and the row must not vanish
+        log.write(f"{label}: row NOT recorded: {json.dumps(row, default=str)}")
+        raise GridAborted(f"{exc}; the grid stopped after {len(outcome.rows)} recorded run(s); the "
+                          f"unrecorded row is in {log.path}") from None
+    outcome.rows.append(row)
+    outcome.measured[row["status"]] += 1
+    if row["status"] == "failed":
+        log.say(f"{label}: FAILED: {row['error']}")
+        return
+    quiet = {True: "", False: " (NOT clean: other processes used "
+             f"{row['other_cpu_load']} cores; speed left out of reports)", "": ""}[row["speed_clean"]]
+    log.say(f"{label}: {row['status']}, eval acc {row['acc']:.4f} (select {row['acc_select']:.4f}, "
+            f"majority {row['majority_rate']:.3f}), {row['train_samples_per_s']:.1f} train samples/s{quiet}, "
+            f"{row['run_s']:.0f} s")
+
+
+def record_failure(row: dict, label: str, log: RunLog, debug: bool) -> None:
+    """Log a failed row's traceback (shown on the console too for an unexpected error) and point its
+    ``error`` at the log; drop the keys that are not columns."""
+    trace, expected = row.pop("traceback", ""), row.pop("expected", True)
+    if row["status"] != "failed":
+        return
+    log.write(f"{label}: traceback\n{trace}")
+    if debug or not expected:
+        print(trace, end="")
+    row["error"] = f"{row['error']} (traceback in {log.path})"
 
 
 def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None],

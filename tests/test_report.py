@@ -78,6 +78,18 @@ def test_speeds_from_different_cpus_are_not_pooled(results_dir, tmp_path) -> Non
     assert "x 10.0 GFLOP/s; y 20.0 GFLOP/s" in page
 
 
+def test_speeds_from_different_gpus_are_not_pooled(tmp_path) -> None:
+    path = tmp_path / "results" / "runs.csv"
+    for seed, (gpu, speed) in enumerate([("NVIDIA H200", 900.0), ("NVIDIA H200", 1000.0), ("NVIDIA A100", 400.0)]):
+        append_row(path, make_row("minilm-l6", "finetune", seed, 0.8, device="cuda", accelerator=gpu,
+                                  train_samples_per_s=speed))
+    table = aggregate(load_results(path.parent))
+    assert table.iloc[0].samples_per_s == pytest.approx(950.0) and table.iloc[0].n_ok == 3
+    write_reports(path.parent, tmp_path / "reports")
+    page = (tmp_path / "reports" / "sizes-mr.md").read_text()
+    assert "GPU: NVIDIA A100, NVIDIA H200" in page and "the 1 ok runs on NVIDIA A100 count toward accuracy" in page
+
+
 def test_a_rerun_supersedes_the_earlier_row(results_dir) -> None:
     path = results_dir / "runs.csv"
     append_row(path, make_row("minilm-l3", "finetune", 0, 0.75, train_samples_per_s=66.0))  # same run_id
@@ -262,3 +274,15 @@ def test_the_page_lists_why_runs_failed(results_dir, tmp_path) -> None:
     assert "Failed runs (3), by reason:" in page
     assert f"- {refusal}: minilm-l6 prefix seed 5, minilm-l6 prefix seed 6" in page
     assert "- boom: minilm-l6 prefix seed 4" in page and "traceback in" not in page
+
+
+def test_a_backbone_where_every_run_failed_is_left_out_of_the_plots(results_dir) -> None:
+    from bench.report import figures
+
+    path = results_dir / "runs.csv"
+    append_row(path, make_row("mpnet-base", "prefix", 0, 0.0, status="failed", error="refused"))
+    table = aggregate(load_results(results_dir))
+    assert "mpnet-base" in set(table["backbone"])
+    bars = figures(table, "t")["throughput"]
+    assert [ax.get_title().split(" (")[0] for ax in bars.axes] == ["minilm-l3", "minilm-l6"]
+    assert figures(table[table["backbone"] == "mpnet-base"], "t") == {}

@@ -1,0 +1,164 @@
+"""The Ray launcher: every missing run of a grid as a Ray task, rows gathered by the driver alone.
+
+``python -m bench --grid sizes --launcher ray`` starts Ray on this machine (``ray.init()``: its GPUs and
+cores); ``--ray-address auto`` or ``ray://host:10001`` joins a running cluster (see
+``scripts/ray-slurm.sbatch`` for one started inside a Slurm allocation). Ray is an optional extra
+(``pip install .[ray]``); nothing else imports this module.
+
+* Each task calls ``bench.unit.execute``, the same function the serial runner calls, and returns its
+  row; the driver is the only writer of the results file and appends each row as its task finishes,
+  so an interrupted driver loses nothing finished and the next invocation resumes by run_id.
+* Speeds stay honest: a task reserves one whole GPU (``--device cuda``) or, on CPU, the cores its
+  ``--threads`` asks for, so no two runs share them; rows record the node, the GPU's name and the
+  launcher, and the reports never pool speeds across CPUs or GPUs of different kinds.
+* A task that raises is a ``failed`` row with its error (the run failed, not the launcher); a worker
+  or node that dies is a ``failed`` row saying so, after ``--retries N`` retries by Ray.
+* Ctrl-C cancels the outstanding tasks; only whole rows are in the file.
+* The driver holds each run's claim (``bench.results.RunClaim``) until its row is in, so a second
+  driver or a serial process on the same results file skips those runs instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.grids import Grid, GridError
+from bench.results import RunClaim, finished_rows, git_state, run_id
+from bench.runner import GridOutcome, RunLog, expand, prepare, record_failure, record_row, run_label
+
+CRASH_HOOK = "BENCH_TEST_CRASH_RUN"  # tests only: a worker running this label ("backbone method seed") dies
+CRASH_ONCE = "BENCH_TEST_CRASH_ONCE_FILE"  # tests only: ...but only while this file does not exist
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise GridError("--launcher ray needs Ray, an optional extra: pip install -e '.[ray]'") from None
+    return ray
+
+
+def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """What a Ray worker runs: one run, its row back."""
+    from bench.unit import execute
+
+    label = f"{request.backbone} {request.label or request.method} {request.seed}"
+    if os.environ.get(CRASH_HOOK) == label:
+        once = os.environ.get(CRASH_ONCE)
+        if not once or not Path(once).exists():
+            if once:
+                Path(once).touch()
+            os._exit(1)  # a dying worker, as an out-of-memory kill or a lost node would look
+    return execute(request, context, say=lambda _: None)
+
+
+def _lost_row(request: Any, context: dict[str, Any], error: str) -> dict[str, Any]:
+    """The row of a run whose worker or node died: what the driver knows, failed with the reason."""
+    import datetime as dt
+
+    from bench import SCHEMA_VERSION
+    from bench.train import hparams_json
+
+    spec = request.spec()
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
+            "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
+            "budget": request.budget, "hparams": hparams_json(spec), "git_sha": context["git_sha"],
+            "git_dirty": context["git_dirty"], "device": request.device, "threads": request.threads,
+            "launcher": "ray", "status": "failed", "error": error}
+
+
+def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
+                 data_dir: str | None = None, bucketing: bool = True, say: Callable[[str], None] = print,
+                 debug: bool = False, address: str | None = None, retries: int = 0,
+                 progress_every_s: float = 30.0) -> GridOutcome:
+    """Run every missing run of ``grid`` as a Ray task and append the rows to ``results`` as they come."""
+    from bench.unit import RunRequest, prime_task
+
+    ray = _ray()
+    if retries < 0:
+        raise GridError(f"--retries must be 0 or more, got {retries}")
+    task_data, note = prepare(grid, results, data_dir)
+    prime_task(task_data, data_dir)
+    log = RunLog(results.parent / "logs", grid.name, say)
+    outcome = GridOutcome(grid.name, results, log=log.path)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=debug)
+    gpu = device.startswith("cuda")
+    remote = ray.remote(_task).options(num_cpus=0 if gpu else threads, num_gpus=1 if gpu else 0,
+                                       max_retries=retries, retry_exceptions=False)
+    sha, dirty = git_state()
+    context = {"git_sha": sha, "git_dirty": dirty, "launcher": "ray", "progress": False}
+    pending: dict[Any, tuple[str, Any, RunClaim]] = {}
+    start = time.perf_counter()
+    try:
+        resources = ray.cluster_resources()
+        slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 0) // threads)
+        log.say(f"grid {grid.name}: {note}; launcher ray ({len(ray.nodes())} node(s), "
+                f"{int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs: {slots} run(s) at a "
+                f"time, each on {'one GPU' if gpu else f'{threads} core(s)'}); log {log.path}")
+        if slots < 1:
+            raise GridError(f"the Ray cluster has no room for one run ({'a GPU' if gpu else f'{threads} CPUs'}); "
+                            f"it has {resources}")
+        specs = expand(grid, task_data, device, threads, bucketing, False, log.say)
+        outcome.planned = len(specs)
+        for index, spec in enumerate(specs, 1):
+            rid, label = run_id(spec.identity()), run_label(index, len(specs), spec)
+            row = None if rerun else finished_rows(results).get(rid)
+            if row is not None:
+                cpu = row.get("cpu") or "unknown"
+                outcome.reused_cpus[cpu] = outcome.reused_cpus.get(cpu, 0) + 1
+                continue
+            claim = RunClaim(results, rid)
+            if not claim.acquire(wait=False):
+                log.say(f"{label}: being run by another process; left to it")
+                outcome.elsewhere += 1
+                continue
+            request = RunRequest.from_spec(spec, data_dir)
+            pending[remote.remote(request, context)] = (label, request, claim)
+        if outcome.reused:
+            log.say(f"{outcome.reused} run(s) already recorded, not run again (use --rerun to measure them)")
+        log.say(f"{len(pending)} run(s) submitted")
+        last_report = time.perf_counter()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress_every_s)
+            for ref in ready:
+                label, request, claim = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # an error outside execute(): report it as the run's
+                    row = _lost_row(request, context, f"{type(exc.cause).__name__}: {exc.cause}"[:400])
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                        ray.exceptions.RayError) as exc:
+                    tries = f" after {retries + 1} attempts" if retries else ""
+                    row = _lost_row(request, context, f"the Ray worker running it died{tries} "
+                                                      f"({type(exc).__name__}); it may have run out of memory")
+                try:
+                    record_failure(row, label, log, debug)
+                    record_row(results, row, label, log, outcome)
+                finally:
+                    claim.release()
+            if ready or time.perf_counter() - last_report >= progress_every_s:
+                running = min(len(pending), slots)
+                log.say(f"progress: {len(outcome.rows)} done ({outcome.measured['failed']} failed), {running} running, "
+                        f"{len(pending) - running} queued, {time.perf_counter() - start:.0f} s elapsed")
+                last_report = time.perf_counter()
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        log.say(f"interrupted: {len(pending)} outstanding run(s) cancelled; finished rows are recorded")
+        raise
+    finally:
+        for _, _, claim in pending.values():
+            claim.release()
+        if started_here:
+            ray.shutdown()
+        outcome.seconds = time.perf_counter() - start
+        log.close()
+    say(outcome.summary())
+    return outcome

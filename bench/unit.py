@@ -1,0 +1,139 @@
+"""The run as the unit of work: one fully specified run in, its result row out.
+
+``RunRequest`` names everything a run needs as plain values (it travels as JSON to ``python -m bench
+run-one`` and as a pickle to a Ray worker): grid and task names, backbone, method and settings, seed,
+budget, device, threads. ``execute`` runs it on whatever machine it lands on and returns the whole row:
+``ok`` or ``collapsed`` with every measurement, or ``failed`` with the error (its traceback and
+whether the error was an expected kind ride along under ``traceback`` and ``expected``, which are not
+columns: the caller logs and drops them); it never raises but for Ctrl-C. The serial runner and every
+launcher call the same ``execute``, so a row means the same whatever ran it. The environment
+(library versions, CPU, node, GPU name, matmul peak) is measured where the run trains; the code
+version (git) is the caller's, passed in ``context``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import SCHEMA_VERSION
+from bench.grids import BUDGETS, GridError, Variant
+
+_PEAKS: dict[tuple[str, int], float] = {}  # matmul peak per (device, threads), measured once per process
+_TASKS: dict[tuple[str, str | None], Any] = {}  # task data loaded once per process
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    grid: str
+    task: str  # a task name (never "auto": the caller resolves it)
+    backbone: str
+    method: str
+    seed: int
+    budget: str
+    label: str = ""  # the method's label in the grid ("" = the method's name)
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 2
+    bucketing: bool = True
+    data_dir: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Any, data_dir: str | None = None) -> RunRequest:
+        v = spec.variant
+        return cls(spec.grid, spec.task.name, spec.backbone, v.method, spec.seed, spec.budget.name, v.label,
+                   dict(v.overrides), spec.device, spec.threads, spec.bucketing, data_dir)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRequest:
+        """A request from JSON (or a path to a JSON file); GridError naming what is wrong or missing."""
+        if not text.lstrip().startswith("{") and Path(text).is_file():
+            text = Path(text).read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GridError(f"run-one: the spec is neither a JSON object nor a JSON file ({exc})") from None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        required = [name for name, f in fields.items()
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if not isinstance(data, dict):
+            raise GridError("run-one: the spec must be a JSON object")
+        problems = [f"unknown key {k!r}" for k in data if k not in fields]
+        problems += [f"missing key {k!r}" for k in required if k not in data]
+        if problems:
+            raise GridError(f"run-one: {'; '.join(problems)}; accepted: {', '.join(fields)} "
+                            f"(required: {', '.join(required)})")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    def spec(self) -> Any:
+        """The RunSpec this request names (loads the task data once per process)."""
+        from bench.tasks import load_task
+        from bench.train import RunSpec
+
+        key = (self.task, self.data_dir)
+        if key not in _TASKS:
+            _TASKS[key] = load_task(self.task, self.data_dir)
+        return RunSpec(self.grid, _TASKS[key], self.backbone, Variant(self.method, dict(self.overrides), self.label),
+                       self.seed, BUDGETS[self.budget], self.device, self.threads, self.bucketing, progress=False)
+
+
+def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str, Any]:
+    """Run ``request`` here and return its row. ``context`` holds what the caller knows (``git_sha``,
+    ``git_dirty``, ``launcher``, ``progress``). A failure is a ``failed`` row whose ``error`` is the
+    message and whose ``traceback`` key (not a column: the caller logs and drops it) is the traceback."""
+    import torch
+
+    from bench.results import accelerator_name, environment, run_id
+    from bench.train import hparams_json, measure_matmul_peak, run_one
+
+    torch.set_num_threads(request.threads)
+    spec = request.spec()
+    if context.get("progress"):
+        spec = dataclasses.replace(spec, progress=True)
+    peak_key = (request.device, request.threads)
+    if peak_key not in _PEAKS:
+        _PEAKS[peak_key] = measure_matmul_peak(request.device)
+    row = {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
+           "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
+           "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
+           "budget": request.budget, "hparams": hparams_json(spec), "git_sha": context.get("git_sha", ""),
+           "git_dirty": context.get("git_dirty", ""), "matmul_peak_flops_per_s": _PEAKS[peak_key],
+           "device": request.device, "threads": request.threads, **environment(),
+           "accelerator": accelerator_name(request.device), "launcher": context.get("launcher", "serial")}
+    try:
+        row.update(run_one(spec, say=say))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failed run is a row; the caller decides how loudly to say it
+        message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]
+        row.update({"status": "failed", "error": message, "traceback": traceback.format_exc(),
+                    "expected": isinstance(exc, expected_errors())})
+    return row
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message says all there is to say; any other is an internal error, and its traceback
+    is shown on the console too (it is always kept in the log)."""
+    from bench.backbones import BackboneError
+    from bench.tasks import TaskError
+    from bench.train import TrainingDiverged
+    from methods.base import MethodRefused
+
+    return BackboneError, TaskError, OSError, MemoryError, TrainingDiverged, MethodRefused
+
+
+def prime_peak(device: str, threads: int, value: float) -> None:
+    """Use ``value`` as this process's matmul peak for (device, threads): the one the grid printed."""
+    _PEAKS[(device, threads)] = value
+
+
+def prime_task(task: Any, data_dir: str | None) -> None:
+    """Use the caller's loaded ``task`` for requests naming it (no second load in this process)."""
+    _TASKS[(task.name, data_dir)] = task
