@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
-from bench.grid_files import GRIDS, apply_sets, expand_sweeps, get_grid
+from bench.grid_files import GRIDS, apply_sets, expand_sweeps, get_grid, set_everywhere
 from bench.grids import BUDGETS, GridError, narrow
 from bench.registry import UnknownName
 from bench.report_install import ReportError
@@ -69,6 +69,8 @@ def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
                         help="torch threads (default: the cores this process may use; a busy shared machine "
                              "may need 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    parser.add_argument("--precision", choices=("fp32", "bf16"),
+                        help="every method's precision: fp32, or bf16 autocast with fp32 weights (default: the grid's)")
     parser.add_argument("--results", type=Path, default=results, help=f"CSV to append to (default {results})")
     parser.add_argument("--data-dir", help="GLUE SST-2 directory with train.tsv and dev.tsv")
     parser.add_argument("--rerun", action="store_true", help="run again even if already recorded")
@@ -169,6 +171,8 @@ def _run(args) -> int:
 
     grid = narrow(expand_sweeps(apply_sets(get_grid(args.grid), args.set)), args.methods, args.backbones, args.seeds,
                   args.task, args.budget)
+    if args.precision:
+        grid = set_everywhere(grid, "precision", args.precision)
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)

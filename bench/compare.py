@@ -26,7 +26,7 @@ from tabulate import tabulate
 from bench.results import SchemaError, parse_rows
 from bench.rows import as_frame, clean_speed, speed_cpu
 
-KEYS = ["grid", "task", "budget", "device", "threads", "backbone", "method"]
+KEYS = ["grid", "task", "budget", "device", "precision", "threads", "backbone", "method"]
 
 
 GIT_REF_CHARS = set(string.ascii_letters + string.digits + "._/~^@{}+-")

@@ -172,3 +172,8 @@ def apply_sets(grid: Grid, sets: list[str]) -> Grid:
         for i in chosen:
             variants[i] = replace(variants[i], overrides={**variants[i].overrides, key: value})
     return replace(grid, variants=tuple(variants))
+
+
+def set_everywhere(grid: Grid, key: str, value: Any) -> Grid:
+    """The grid with ``key = value`` set for every method (``--precision bf16``)."""
+    return replace(grid, variants=tuple(replace(v, overrides={**v.overrides, key: value}) for v in grid.variants))

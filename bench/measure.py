@@ -82,10 +82,11 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
     return {"peak_mem_mb": round(rss, 1), "peak_cuda_mem_mb": round(cuda, 1)}
 
 
-def matmul_peak_flops(device: torch.device, size: int = 1024, repeats: int = 10) -> float:
-    """Best-of-``repeats`` FLOP/s of an fp32 ``size`` x ``size`` matmul at the current thread count."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_peak_flops(device: torch.device, size: int = 1024, repeats: int = 10,
+                      dtype: torch.dtype = torch.float32) -> float:
+    """Best-of-``repeats`` FLOP/s of a ``size`` x ``size`` matmul in ``dtype`` at the current thread count."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(repeats + 2):
         _sync(device)

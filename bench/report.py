@@ -309,6 +309,9 @@ def _reproduce(grid: str, task: str, budget: str, rows: pd.DataFrame) -> str:
              f"--backbones {','.join(backbones)} --methods {','.join(methods)} --device {device}"]
     if threads:
         parts.append(f"--threads {threads[0]}")
+    precision = sorted(set(rows["precision"]))[0]
+    if precision != "fp32":
+        parts += [f"--set {method}.precision={precision}" for method in methods]
     return " ".join(parts)
 
 
@@ -573,11 +576,12 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
              "Only runs with status `ok` are averaged; collapsed (one predicted class) and "
              "failed runs are counted in the last column.", ""]
     summary = []
-    sections = rows.groupby(["budget", "device"], sort=True)
-    for (budget, device), part in sections:
+    sections = rows.groupby(["budget", "device", "precision"], sort=True)
+    for (budget, device, precision), part in sections:
         table = aggregate(part)
-        slug = _slug(grid, task, budget, device)
-        lines += [f"## Budget `{budget}` on `{device}`", "", *verdicts(table), "", main_table(table), ""]
+        in_precision = "" if precision == "fp32" else f" in `{precision}`"
+        slug = _slug(grid, task, budget, device, *([] if precision == "fp32" else [precision]))
+        lines += [f"## Budget `{budget}` on `{device}`{in_precision}", "", *verdicts(table), "", main_table(table), ""]
         lines += _failed_lines(part)
         if (table["tried"] > 1).any():
             lines += ["Swept settings: for each backbone and method, the combination with the best mean `select` "
@@ -602,7 +606,7 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
         lines += ["", "Reproduce:", "", "```", _reproduce(grid, task, budget, part), "```", ""]
         pngs = _plots(table, out_dir / slug, f"{grid}/{task}/{budget}", speed_source(part))
         lines += [f"![{name}]({name})" for name in pngs] + [""]
-        summary.append((budget, device, table))
+        summary.append((budget, device + ("" if precision == "fp32" else f"/{precision}"), table))
     name = f"{_slug(grid, task)}.md"
     (out_dir / name).write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     best = []

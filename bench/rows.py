@@ -6,10 +6,13 @@
 * ``clean_speed(frame)``: the rows whose speed was measured on a quiet machine.
 * ``speed_cpu(frame)``: the one machine kind whose runs give a set of rows its speeds: speeds measured
   on different CPUs, or different GPUs, are never pooled. A row's kind (the derived ``machine``
-  column) is its GPU's name when it ran on one, else its CPU's.
+  column) is its GPU's name when it ran on one, else its CPU's. ``precision`` (fp32 or bf16) is derived
+  from ``hparams``; the report keeps precisions apart like devices.
 """
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
@@ -25,13 +28,22 @@ NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_he
 def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     """The rows as a DataFrame, numeric columns typed, superseded rows dropped."""
     if not rows:
-        return pd.DataFrame(columns=[*COLUMNS, "machine"])
+        return pd.DataFrame(columns=[*COLUMNS, "machine", "precision"])
     data = pd.DataFrame(rows, columns=COLUMNS, dtype=str)
     data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
     for column in NUMERIC:
         data[column] = pd.to_numeric(data[column], errors="coerce")
     data["machine"] = data["accelerator"].where(data["accelerator"].fillna("") != "", data["cpu"])
+    data["precision"] = [_precision(text) for text in data["hparams"]]
     return data
+
+
+def _precision(hparams: str) -> str:
+    """A row's precision: fp32 unless its hparams say otherwise (rows from before the setting say nothing)."""
+    try:
+        return str(json.loads(hparams).get("precision", "fp32"))
+    except (TypeError, ValueError, AttributeError):
+        return "fp32"
 
 
 def clean_speed(rows: pd.DataFrame) -> pd.Series:

@@ -360,8 +360,10 @@ def hparams_json(spec: RunSpec) -> str:
     return json.dumps(spec.hparams(), sort_keys=True)
 
 
-def measure_matmul_peak(device: str) -> float:
-    """This machine's fp32 matmul peak at the current thread count (FLOP/s), rounded for the row."""
-    value = matmul_peak_flops(torch.device(device))
+def measure_matmul_peak(device: str, precision: str = "fp32") -> float:
+    """This machine's matmul peak in ``precision`` at the current thread count (FLOP/s), rounded for the
+    row: a bf16 run's FLOP/s share is of the bf16 peak."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    value = matmul_peak_flops(torch.device(device), dtype=dtype)
     return float(f"{value:.4g}") if math.isfinite(value) else 0.0
 

@@ -23,7 +23,7 @@ from typing import Any
 from bench import SCHEMA_VERSION
 from bench.grids import BUDGETS, GridError, Variant
 
-_PEAKS: dict[tuple[str, int], float] = {}  # matmul peak per (device, threads), measured once per process
+_PEAKS: dict[tuple[str, int, str], float] = {}  # matmul peak per (device, threads, precision), once per process
 _TASKS: dict[tuple[str, str | None], Any] = {}  # task data loaded once per process
 
 
@@ -97,9 +97,10 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
     spec = request.spec()
     if context.get("progress"):
         spec = dataclasses.replace(spec, progress=True)
-    peak_key = (request.device, request.threads)
+    precision = spec.settings()[0].precision
+    peak_key = (request.device, request.threads, precision)
     if peak_key not in _PEAKS:
-        _PEAKS[peak_key] = measure_matmul_peak(request.device)
+        _PEAKS[peak_key] = measure_matmul_peak(request.device, precision)
     row = {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
            "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
@@ -130,8 +131,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def prime_peak(device: str, threads: int, value: float) -> None:
-    """Use ``value`` as this process's matmul peak for (device, threads): the one the grid printed."""
-    _PEAKS[(device, threads)] = value
+    """Use ``value`` as this process's fp32 matmul peak for (device, threads): the one the grid printed."""
+    _PEAKS[(device, threads, "fp32")] = value
 
 
 def prime_task(task: Any, data_dir: str | None) -> None:

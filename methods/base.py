@@ -74,7 +74,12 @@ class Method(nn.Module):
 
     # --- shared by all methods ---------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encode(input_ids, attention_mask), attention_mask)
+        if self.train_settings.precision == "fp32":
+            return self.head(self.encode(input_ids, attention_mask), attention_mask)
+        # bf16: matmuls autocast to bfloat16, weights, optimizer state and the loss stay fp32
+        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16):
+            logits = self.head(self.encode(input_ids, attention_mask), attention_mask)
+        return logits.float()
 
     def train_step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    target: torch.Tensor) -> dict[str, torch.Tensor]:

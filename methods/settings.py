@@ -57,9 +57,12 @@ def one_of(*accepted: str) -> Check:
     return check
 
 
-def setting(default: Any, check: Check, help: str) -> Any:
-    """A settings field: its default, what it accepts, and one line for ``python -m bench list``."""
-    return dataclasses.field(default=default, metadata={"check": check, "help": help})
+def setting(default: Any, check: Check, help: str, added_later: bool = False) -> Any:
+    """A settings field: its default, what it accepts, and one line for ``python -m bench list``.
+    ``added_later``: a setting that did not exist when rows were first recorded; at its default it is
+    left out of ``as_dict`` (and so of ``hparams`` and the run_id), so those rows keep their identity.
+    A row without it ran at the default."""
+    return dataclasses.field(default=default, metadata={"check": check, "help": help, "added_later": added_later})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,14 +105,17 @@ class Settings:
         return cls(**typed)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every value, but settings ``added_later`` only when they differ from their default."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not (f.metadata["added_later"] and getattr(self, f.name) == f.default)}
 
 
 # Learning-rate schedules the shared loop knows, by the name rows record.
 LINEAR_DECAY = "linear warmup then linear decay"
 CONSTANT = "linear warmup then constant"
 SCHEDULES = (LINEAR_DECAY, CONSTANT)
-OPTIMIZERS = ("AdamW", "Adam")  # torch.optim classes, called with (params, lr=, weight_decay=)
+OPTIMIZERS = ("AdamW", "Adam")
+PRECISIONS = ("fp32", "bf16")  # torch.optim classes, called with (params, lr=, weight_decay=)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +135,8 @@ class TrainingSettings(Settings):
     max_len: int = setting(64, positive_int, "tokens kept per sentence (default: the budget's)")
     head_dropout: float = setting(0.1, fraction, "dropout before the shared classification head")
     train_head: bool = setting(True, boolean, "whether the shared head trains (false: frozen at random init)")
+    precision: str = setting("fp32", one_of(*PRECISIONS), "fp32, or bf16: autocast to bfloat16 with fp32 weights "
+                             "(where the hardware has bf16 units)", added_later=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -135,8 +135,8 @@ def test_compare_prints_ratios(results_dir, tmp_path) -> None:
     append_row(after, make_row("minilm-l3", "finetune", 0, 0.74, train_samples_per_s=90.0))
     text = compare(str(results_dir / "runs.csv"), str(after))
     cells = next([c.strip() for c in x.split("|")] for x in text.splitlines() if "minilm-l3" in x)
-    assert cells[6:8] == ["minilm-l3", "finetune"]
-    assert cells[8:17] == ["0", "0", "0.7200", "0.7400", "60.0", "90.0", "1.50", "1.00", ""]
+    assert cells[5] == "fp32" and cells[7:9] == ["minilm-l3", "finetune"]
+    assert cells[9:18] == ["0", "0", "0.7200", "0.7400", "60.0", "90.0", "1.50", "1.00", ""]
 
 
 def test_compare_drops_superseded_rows_marks_seed_sets_and_never_divides_across_cpus(tmp_path) -> None:
@@ -149,10 +149,10 @@ def test_compare_drops_superseded_rows_marks_seed_sets_and_never_divides_across_
                                speed_clean=False, run_id="busy"))
     line = next(x for x in compare(str(before), str(after)).splitlines() if "minilm-l6" in x)
     cells = [c.strip() for c in line.split("|")]
-    assert cells[8:14] == ["0,1,2", "0,1", "0.7667", "0.7100", "50.0", "80.0"]  # seed 0 re-run: 0.90 replaces 0.70;
+    assert cells[9:15] == ["0,1,2", "0,1", "0.7667", "0.7100", "50.0", "80.0"]  # seed 0 re-run: 0.90 replaces 0.70;
     # the busy run counts toward accuracy, not speed
-    assert cells[14:16] == ["–", "–"]  # no ratio between an AMD and an Intel speed
-    assert "seeds differ (0,1,2 vs 0,1)" in cells[16] and "different CPUs (AMD vs Intel)" in cells[16]
+    assert cells[15:17] == ["–", "–"]  # no ratio between an AMD and an Intel speed
+    assert "seeds differ (0,1,2 vs 0,1)" in cells[17] and "different CPUs (AMD vs Intel)" in cells[17]
 
 
 def test_committed_reports_match_committed_results() -> None:

@@ -38,6 +38,7 @@ def test_hparams_record_both_settings_objects_and_nothing_else_of_the_method() -
     hparams = spec("prefix", projection=True).hparams()
     entry = METHODS["prefix"]
     expected = {"method", "train_cap", "select_cap", "bucketing", *TrainingSettings.fields(), *entry.settings.fields()}
+    expected -= {"precision"}  # added later: recorded only when not fp32
     assert set(hparams) == expected
     assert hparams["projection"] is True and hparams["schedule"] == LINEAR_DECAY
     json.dumps(hparams)  # recordable as is
@@ -92,3 +93,48 @@ def test_the_loop_uses_the_optimizer_and_batch_size_a_row_records(tmp_path, monk
     hparams = json.loads(row["hparams"])
     assert hparams["optimizer"] == "Adam" and hparams["batch_size"] == 400
     assert batch_sizes == [400] and int(row["n_train"]) == 800
+
+
+def test_precision_is_recorded_only_when_not_the_default_so_older_run_ids_hold() -> None:
+    assert "precision" not in spec("prompt").hparams()
+    assert spec("prompt", precision="bf16").hparams()["precision"] == "bf16"
+    assert spec("prompt").identity() != spec("prompt", precision="bf16").identity()
+    assert METHODS["prompt"].problems({"precision": "fp16"}) == [
+        "prompt.precision='fp16': must be one of 'fp32', 'bf16'"]
+
+
+def test_bf16_autocasts_the_forward_and_keeps_fp32_weights_and_logits() -> None:
+    from methods import build
+    from tests.test_methods import LABELS, batch, tiny_backbone
+
+    b = batch()
+    torch.manual_seed(1)
+    fp32 = build("finetune", tiny_backbone("bert"), LABELS).eval()
+    torch.manual_seed(1)
+    bf16 = build("finetune", tiny_backbone("bert"), LABELS, precision="bf16").eval()
+    with torch.no_grad():
+        exact, mixed = fp32(b["input_ids"], b["attention_mask"]), bf16(b["input_ids"], b["attention_mask"])
+    assert mixed.dtype == torch.float32 and not torch.equal(exact, mixed)
+    torch.testing.assert_close(mixed, exact, atol=0.05, rtol=0.05)
+    bf16.train()
+    bf16.train_step(**b)["loss"].backward()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in bf16.trainable_parameters())
+
+
+def test_a_bf16_run_records_its_precision_and_the_bf16_peak(tmp_path) -> None:
+    grid = narrow(GRIDS["smoke"], backbones=["random-bert-tiny"], seeds=[0], methods=["finetune"])
+    grid = replace(grid, variants=(Variant("finetune", {"epochs": 1, "lr": 1e-3, "precision": "bf16"}),
+                                   Variant("finetune", {"epochs": 1, "lr": 1e-3}, "finetune-fp32")))
+    results = tmp_path / "runs.csv"
+    run_grid(grid, results, threads=1, progress=False, say=lambda _: None)
+    rows = {r["method"]: r for r in read_rows(results)}
+    assert rows["finetune"]["status"] == rows["finetune-fp32"]["status"] == "ok"
+    assert json.loads(rows["finetune"]["hparams"])["precision"] == "bf16"
+    assert "precision" not in json.loads(rows["finetune-fp32"]["hparams"])
+    assert rows["finetune"]["matmul_peak_flops_per_s"] != rows["finetune-fp32"]["matmul_peak_flops_per_s"]
+    from bench.report import write_reports
+
+    write_reports(tmp_path, tmp_path / "reports")
+    page = (tmp_path / "reports" / "smoke-synthetic.md").read_text()
+    assert "## Budget `smoke` on `cpu` in `bf16`" in page and "## Budget `smoke` on `cpu`\n" in page
+    assert "--set finetune.precision=bf16" in page
