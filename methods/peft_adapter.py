@@ -18,10 +18,16 @@ Tested with peft 0.21.2 and transformers 5.24.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from methods.base import Method
 from methods.families import family_of
+
+# transformers 5.24 warns about PEFT 0.21's use of two APIs it will rename; nothing for a user to act on
+warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r".*past_key_values.*is deprecated.*", category=FutureWarning)
 
 
 class PeftAdapter(Method):
