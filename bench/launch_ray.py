@@ -72,6 +72,23 @@ def _lost_row(request: Any, context: dict[str, Any], error: str) -> dict[str, An
             "launcher": "ray", "status": "failed", "error": error}
 
 
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address must answer within seconds; Ray itself would retry for
+    minutes before saying so."""
+    import socket
+
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise GridError(f"--ray-address {address!r} is not HOST:PORT; accepted: auto, HOST:PORT, ray://HOST:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise GridError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the "
+                        "cluster first (ray start --head), or leave --ray-address out to start Ray here") from None
+
+
 def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
                  data_dir: str | None = None, bucketing: bool = True, say: Callable[[str], None] = print,
                  debug: bool = False, address: str | None = None, retries: int = 0,
@@ -84,11 +101,18 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
         raise GridError(f"--retries must be 0 or more, got {retries}")
     task_data, note = prepare(grid, results, data_dir)
     prime_task(task_data, data_dir)
-    log = RunLog(results.parent / "logs", grid.name, say)
-    outcome = GridOutcome(grid.name, results, log=log.path)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=debug)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=debug)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise GridError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else exc!r}; "
+                            "accepted --ray-address: auto, HOST:PORT, ray://HOST:10001, or none to start Ray "
+                            "here") from None
+    log = RunLog(results.parent / "logs", grid.name, say)
+    outcome = GridOutcome(grid.name, results, log=log.path)
     gpu = device.startswith("cuda")
     remote = ray.remote(_task).options(num_cpus=0 if gpu else threads, num_gpus=1 if gpu else 0,
                                        max_retries=retries, retry_exceptions=False)

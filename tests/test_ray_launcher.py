@@ -134,3 +134,14 @@ def test_the_serial_path_does_not_import_ray() -> None:
     with __import__("tempfile").TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-c", code, str(Path(tmp) / "runs.csv")], cwd=ROOT, check=True,
                        capture_output=True)
+
+
+@pytest.mark.parametrize("address, message", [("127.0.0.1:1", "nothing answers there"),
+                                              ("nonsense", "is not HOST:PORT; accepted: auto")])
+def test_a_bad_ray_address_is_one_line_before_any_work(address, message, tmp_path, capsys) -> None:
+    from bench.__main__ import main
+
+    results = tmp_path / "runs.csv"
+    assert main(["--grid", "smoke", "--launcher", "ray", "--ray-address", address, "--results", str(results)]) == 2
+    assert message in capsys.readouterr().err and not results.exists()
+    assert not ray.is_initialized()
