@@ -58,18 +58,9 @@ def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 def _lost_row(request: Any, context: dict[str, Any], error: str) -> dict[str, Any]:
     """The row of a run whose worker or node died: what the driver knows, failed with the reason."""
-    import datetime as dt
+    from bench.unit import row_identity
 
-    from bench import SCHEMA_VERSION
-    from bench.train import hparams_json
-
-    spec = request.spec()
-    return {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
-            "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
-            "budget": request.budget, "hparams": hparams_json(spec), "git_sha": context["git_sha"],
-            "git_dirty": context["git_dirty"], "device": request.device, "threads": request.threads,
-            "launcher": "ray", "status": "failed", "error": error}
+    return {**row_identity(request, request.spec(), context), "status": "failed", "error": error}
 
 
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:

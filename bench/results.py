@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -398,8 +399,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def environment() -> dict[str, str]:
-    """Library versions and machine, recorded with every row."""
+    """Library versions and machine, recorded with every row (constant for a process: looked up once;
+    callers copy it into their rows)."""
     import importlib.metadata as md
 
     import torch

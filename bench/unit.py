@@ -90,8 +90,8 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
     message and whose ``traceback`` key (not a column: the caller logs and drops it) is the traceback."""
     import torch
 
-    from bench.results import accelerator_name, environment, run_id
-    from bench.train import hparams_json, measure_matmul_peak, run_one
+    from bench.results import accelerator_name, environment
+    from bench.train import measure_matmul_peak, run_one
 
     torch.set_num_threads(request.threads)
     spec = request.spec()
@@ -101,13 +101,8 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
     peak_key = (request.device, request.threads, precision)
     if peak_key not in _PEAKS:
         _PEAKS[peak_key] = measure_matmul_peak(request.device, precision)
-    row = {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
-           "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
-           "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
-           "budget": request.budget, "hparams": hparams_json(spec), "git_sha": context.get("git_sha", ""),
-           "git_dirty": context.get("git_dirty", ""), "matmul_peak_flops_per_s": _PEAKS[peak_key],
-           "device": request.device, "threads": request.threads, **environment(),
-           "accelerator": accelerator_name(request.device), "launcher": context.get("launcher", "serial")}
+    row = {**row_identity(request, spec, context), "matmul_peak_flops_per_s": _PEAKS[peak_key], **environment(),
+           "accelerator": accelerator_name(request.device)}
     try:
         row.update(run_one(spec, say=say))
     except KeyboardInterrupt:
@@ -117,6 +112,20 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
         row.update({"status": "failed", "error": message, "traceback": traceback.format_exc(),
                     "expected": isinstance(exc, expected_errors())})
     return row
+
+
+def row_identity(request: RunRequest, spec: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """What a row says about its run before any measurement: also all a launcher knows of a run whose
+    worker died."""
+    from bench.results import run_id
+    from bench.train import hparams_json
+
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
+            "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
+            "budget": request.budget, "hparams": hparams_json(spec), "git_sha": context.get("git_sha", ""),
+            "git_dirty": context.get("git_dirty", ""), "device": request.device, "threads": request.threads,
+            "launcher": context.get("launcher", "serial")}
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from methods.base import Method
-from methods.families import hidden_size, num_layers
+from methods.families import hidden_size, inner_size, num_layers
 
 
 class BitFit(Method):
@@ -26,10 +26,8 @@ class BitFit(Method):
         return name.startswith("backbone.") and name.endswith(".bias")
 
     def expected_trainable(self) -> int:
-        config = self.backbone.config
         hidden, layers = hidden_size(self.backbone), num_layers(self.backbone)
-        inner = getattr(config, "intermediate_size", None) or config.hidden_dim
-        return hidden + layers * (7 * hidden + inner)
+        return hidden + layers * (7 * hidden + inner_size(self.backbone))
 
     def train_flops_per_token(self) -> float:
         return self.shared_flops_per_token(self.head_matmul_params())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from methods.families import Family, hidden_size, num_heads, num_layers
+from methods.families import Family, hidden_size, inner_size, num_heads, num_layers
 from methods.registry import MethodEntry, declare
 from methods.settings import Settings, boolean, fraction, one_of, positive_int, positive_number, setting
 
@@ -32,11 +32,6 @@ class PrefixSettings(Settings):
     init_std: float = setting(0.5, positive_number, "std of the prefixes' initial values (without projection)")
 
 
-def _inner_size(backbone: Any) -> int:
-    config = backbone.config
-    return getattr(config, "intermediate_size", None) or config.hidden_dim
-
-
 # --- PEFT-backed methods: each settings class builds its PEFT config (peft imported only then) -------
 @dataclass(frozen=True)
 class LoraSettings(Settings):
@@ -55,7 +50,7 @@ class LoraSettings(Settings):
                           target_modules=family.lora_targets[self.targets], task_type="FEATURE_EXTRACTION")
 
     def expected_trainable(self, backbone: Any, family: Family) -> int:
-        hidden, layers, inner = hidden_size(backbone), num_layers(backbone), _inner_size(backbone)
+        hidden, layers, inner = hidden_size(backbone), num_layers(backbone), inner_size(backbone)
         per_layer = 2 * (hidden + hidden) if self.targets == "qv" else 4 * 2 * hidden + 2 * (hidden + inner)
         return self.r * layers * per_layer
 
@@ -74,7 +69,7 @@ class IA3Settings(Settings):
                          task_type="FEATURE_EXTRACTION")
 
     def expected_trainable(self, backbone: Any, family: Family) -> int:
-        return num_layers(backbone) * (2 * hidden_size(backbone) + _inner_size(backbone))
+        return num_layers(backbone) * (2 * hidden_size(backbone) + inner_size(backbone))
 
 
 @dataclass(frozen=True)

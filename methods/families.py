@@ -73,6 +73,12 @@ def num_layers(backbone: Any) -> int:
     return getattr(config, "num_hidden_layers", None) or config.n_layers
 
 
+def inner_size(backbone: Any) -> int:
+    """The feed-forward width."""
+    config = backbone.config
+    return getattr(config, "intermediate_size", None) or config.hidden_dim
+
+
 def num_heads(backbone: Any) -> int:
     config = backbone.config
     return getattr(config, "num_attention_heads", None) or config.n_heads
