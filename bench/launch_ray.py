@@ -164,8 +164,9 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
                         f"{len(pending) - running} queued, {time.perf_counter() - start:.0f} s elapsed")
                 last_report = time.perf_counter()
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        if not started_here:  # a Ray started here is shut down below, which ends its workers
+            for ref in pending:  # not force=True: Ray 2.60 can abort the driver when a forced cancel races a finish
+                ray.cancel(ref)
         log.say(f"interrupted: {len(pending)} outstanding run(s) cancelled; finished rows are recorded")
         raise
     finally:
