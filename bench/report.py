@@ -37,6 +37,7 @@ from filelock import FileLock
 from tabulate import tabulate
 
 from bench.backbones import BACKBONES
+from bench.report_history import render_history
 from bench.report_install import (
     MANIFEST,
     ReportError,
@@ -225,6 +226,42 @@ def main_table(table: pd.DataFrame) -> str:
             _num(100 * row.utilisation, ".0f"), _num(row.peak_mem_mb, ",.0f"), _flags(row),
         ])
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
+
+
+def precision_lines(rows: pd.DataFrame) -> list[str]:
+    """Where one budget and device have rows in fp32 and in another precision: per backbone and method,
+    both accuracies over seeds, the difference, whether it is within seed noise (at most twice the larger
+    of the two standard deviations, the page's rule for ties) and the training speed ratio (medians of
+    the quiet runs of each, so across runs, not paired)."""
+    lines = []
+    for (budget, device), part in rows.groupby(["budget", "device"], sort=True):
+        others = sorted(set(part["precision"]) - {"fp32"})
+        if "fp32" not in set(part["precision"]) or not others:
+            continue
+        base = aggregate(part[part["precision"] == "fp32"]).set_index(["backbone", "method"])
+        for precision in others:
+            body = []
+            for row in aggregate(part[part["precision"] == precision]).itertuples():
+                if (row.backbone, row.method) not in base.index or row.n_ok == 0:
+                    continue
+                ref = base.loc[(row.backbone, row.method)]
+                diff = row.acc_mean - ref.acc_mean
+                noise = 2 * max(v for v in (row.acc_std, ref.acc_std, 0.0) if v == v)
+                verdict = ("no fp32 runs" if ref.n_ok == 0 else "one seed: no noise estimate" if noise == 0
+                           else "within seed noise" if abs(diff) <= noise
+                           else f"{precision} {'better' if diff > 0 else 'worse'} beyond seed noise")
+                body.append([row.backbone, row.method, _accuracy(ref), _accuracy(row), _num(100 * diff, "+.1f"),
+                             verdict, _num(row.samples_per_s / ref.samples_per_s, ".2f"),
+                             f"{int(ref.n_timed)} / {int(row.n_timed)}"])
+            if body:
+                lines += [f"## `{precision}` against `fp32`, budget `{budget}` on `{device}`", "",
+                          tabulate(body, headers=["backbone", "method", "fp32 acc %", f"{precision} acc %",
+                                                  "Δ (pts)", "verdict", f"train speed {precision} / fp32",
+                                                  "quiet runs timed (fp32 / " + precision + ")"],
+                                   tablefmt="pipe", disable_numparse=True), "",
+                          "The speed ratio divides medians of separate runs; the README gives the paired "
+                          "step-time ratios measured within one process (`python -m benchmarks.precision`).", ""]
+    return lines
 
 
 def verdicts(table: pd.DataFrame) -> list[str]:
@@ -505,14 +542,15 @@ def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", ""))
         heights = [0.0 if v != v else v for v in values]
         bars = ax.bar(range(len(names)), heights, width=0.7, color=[colours[m] for m in names])
         labels = []
-        for row, value in zip(part.itertuples(), values, strict=True):
-            if value != value:
-                labels.append("not timed")
+        top = max([h for h in heights if h > 0], default=1.0)
+        for i, (row, value) in enumerate(zip(part.itertuples(), values, strict=True)):
+            if value != value:  # upright, so that neighbouring untimed bars do not overprint each other
+                labels.append("")
+                ax.text(i, top * 0.03, "not timed", rotation=90, ha="center", va="bottom", fontsize=8, color="dimgrey")
             else:
                 fewer = fewer or row.n_timed < row.n_ok
                 labels.append(f"{value:.1f}" + (f"\n(n={row.n_timed})" if row.n_timed < row.n_ok else ""))
         ax.bar_label(bars, labels=labels, padding=2, fontsize=8)
-        top = max([h for h in heights if h > 0], default=1.0)
         ax.set_ylim(0, top * 1.22)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", rotation_mode="anchor")
@@ -607,6 +645,7 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
         pngs = _plots(table, out_dir / slug, f"{grid}/{task}/{budget}", speed_source(part))
         lines += [f"![{name}]({name})" for name in pngs] + [""]
         summary.append((budget, device + ("" if precision == "fp32" else f"/{precision}"), table))
+    lines += precision_lines(rows)
     name = f"{_slug(grid, task)}.md"
     (out_dir / name).write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     best = []
@@ -629,6 +668,7 @@ def _render(rows: pd.DataFrame, dest: Path) -> list[str]:
     for (grid, task), part in rows.groupby(["grid", "task"], sort=True):
         name, best = _page(grid, task, part, dest)
         index.append(f"- [{grid} / {task}]({name}): " + ("; ".join(best) or "no successful runs"))
+    index += [line for line in [render_history(dest)[1]] if line]
     index += ["", "## Published reference points (other people's numbers, other data and setups)", "",
               "Never mixed into our tables: different backbones, SST-2 rather than MR, different protocols "
               "(most pick the best epoch on the split they report).", "",

@@ -363,12 +363,14 @@ class RunClaim:
 
 # --- provenance -------------------------------------------------------------------------------------
 def git_state(root: Path | None = None) -> tuple[str, bool]:
-    """(sha, dirty) of the working tree, ignoring results/ and reports/ (which runs themselves write)."""
+    """(sha, dirty) of the working tree, ignoring results/, reports/ and benchmarks/history.csv (which
+    runs, reports and the regression check themselves write)."""
     root = root or Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!results", ":!reports"],
+        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!results", ":!reports",
+                                 ":!benchmarks/history.csv"],
                                 cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return sha or "unknown", bool(status)
     except (OSError, subprocess.SubprocessError):

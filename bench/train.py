@@ -346,7 +346,7 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
         "train_tokens_per_s": round(timer.tokens_per_s(), 1),
         "train_flops_per_s": round(flops_per_s, 1),
         "eval_samples_per_s": round(len(task.eval) / eval_seconds, 3) if eval_seconds else 0.0,
-        "train_s": round(train_s, 2), "run_s": round(time.perf_counter() - run_start, 2),
+        "train_s": round(train_s, 3), "run_s": round(time.perf_counter() - run_start, 2),
         **memory,
         "other_cpu_load": "" if meter.load is None else round(meter.load, 3),
         "speed_clean": "" if clean is None else clean,

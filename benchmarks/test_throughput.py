@@ -1,7 +1,8 @@
 """pytest-benchmark suite: training and evaluation step time per method on fixed random backbones.
 
 Run alone with ``python -m pytest benchmarks -p no:cacheprovider --benchmark-only``; the regression
-check (``python -m benchmarks.check``) runs it and compares ratios to the committed baseline.
+check runs it with ``python -m benchmarks.check --steps`` to say whether a whole-loop regression sits in
+a method's own step, and compares its ratios to the committed baseline.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from torch import nn
 
 from bench.backbones import load_backbone
 from bench.train import seed_everything
+from benchmarks.loop import PlainClassifier
 from methods import METHODS
 from methods import build as build_method
 
@@ -34,23 +35,11 @@ def fixed_batch(vocab: int) -> dict[str, torch.Tensor]:
             "target": torch.randint(0, 2, (BATCH,), generator=generator)}
 
 
-class _Plain(nn.Module):
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.classifier = nn.Linear(backbone.config.hidden_size, 2)
-
-    def forward(self, input_ids, attention_mask):
-        states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).float()
-        return self.classifier((states * mask).sum(1) / mask.sum(1))
-
-
 def build(backbone: str, workload: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     torch.set_num_threads(THREADS)
     seed_everything(0)
     loaded = load_backbone(backbone)
-    model = _Plain(loaded.model) if workload == "plain" else build_method(workload, loaded.model, 2)
+    model = PlainClassifier(loaded.model) if workload == "plain" else build_method(workload, loaded.model, 2)
     return model, fixed_batch(len(loaded.tokenizer))
 
 

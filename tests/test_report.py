@@ -286,3 +286,20 @@ def test_a_backbone_where_every_run_failed_is_left_out_of_the_plots(results_dir)
     bars = figures(table, "t")["throughput"]
     assert [ax.get_title().split(" (")[0] for ax in bars.axes] == ["minilm-l3", "minilm-l6"]
     assert figures(table[table["backbone"] == "mpnet-base"], "t") == {}
+
+
+def test_bf16_rows_get_their_own_section_and_a_comparison_with_fp32(tmp_path) -> None:
+    path = tmp_path / "results" / "runs.csv"
+    for seed, acc in enumerate([0.80, 0.82, 0.84]):
+        append_row(path, make_row("minilm-l6", "finetune", seed, acc))
+        hparams = json.dumps({"lr": 0.01, "method": "finetune", "precision": "bf16"})
+        append_row(path, make_row("minilm-l6", "finetune", seed, acc + 0.005, hparams=hparams,
+                                  run_id=f"bf16-{seed}", train_samples_per_s=75.0 + seed))
+    write_reports(path.parent, tmp_path / "reports")
+    page = (tmp_path / "reports" / "sizes-mr.md").read_text()
+    assert "## Budget `default` on `cpu` in `bf16`" in page
+    comparison = page.split("## `bf16` against `fp32`, budget `default` on `cpu`")[1]
+    row = next(line for line in comparison.splitlines() if line.startswith("| minilm-l6"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["minilm-l6", "finetune", "82.0 ± 2.0", "82.5 ± 2.0", "+0.5", "within seed noise", "1.49",
+                     "3 / 3"]
