@@ -238,10 +238,14 @@ def precision_lines(rows: pd.DataFrame) -> list[str]:
         others = sorted(set(part["precision"]) - {"fp32"})
         if "fp32" not in set(part["precision"]) or not others:
             continue
-        base = aggregate(part[part["precision"] == "fp32"]).set_index(["backbone", "method"])
+        fp32_rows = part[part["precision"] == "fp32"]
+        base = aggregate(fp32_rows).set_index(["backbone", "method"])
         for precision in others:
+            rows_here = part[part["precision"] == precision]
+            # a speed ratio only between speeds measured on the same machine
+            same_machine = speed_cpu(fp32_rows) == speed_cpu(rows_here)
             body = []
-            for row in aggregate(part[part["precision"] == precision]).itertuples():
+            for row in aggregate(rows_here).itertuples():
                 if (row.backbone, row.method) not in base.index or row.n_ok == 0:
                     continue
                 ref = base.loc[(row.backbone, row.method)]
@@ -251,7 +255,8 @@ def precision_lines(rows: pd.DataFrame) -> list[str]:
                            else "within seed noise" if abs(diff) <= noise
                            else f"{precision} {'better' if diff > 0 else 'worse'} beyond seed noise")
                 body.append([row.backbone, row.method, _accuracy(ref), _accuracy(row), _num(100 * diff, "+.1f"),
-                             verdict, _num(row.samples_per_s / ref.samples_per_s, ".2f"),
+                             verdict, _num(row.samples_per_s / ref.samples_per_s, ".2f") if same_machine
+                             else "– (timed on different CPUs)",
                              f"{int(ref.n_timed)} / {int(row.n_timed)}"])
             if body:
                 lines += [f"## `{precision}` against `fp32`, budget `{budget}` on `{device}`", "",
@@ -308,7 +313,7 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         f"- device: {values('device')}; threads: {values('threads')}; CPU: {values('cpu')}",
         *([f"- GPU: {values('accelerator')}"] if values("accelerator") != "–" else []),
         *([f"- launcher: {values('launcher')}; nodes: {values('node')}"] if (rows["launcher"] == "ray").any() else []),
-        f"- fp32 matmul peak measured in the same process: {peak_text}",
+        f"- {values('precision')} matmul peak measured in the same process: {peak_text}",
         f"- torch {values('torch')}, transformers {values('transformers')}, fastNLP {values('fastnlp')}, "
         f"python {values('python')}",
         f"- git sha of the runs: {values('git_sha')}" + (f" ({dirty} run(s) from a modified tree)" if dirty else ""),

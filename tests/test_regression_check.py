@@ -13,9 +13,10 @@ import pytest
 
 from benchmarks import baseline as baseline_file
 from benchmarks import history
-from benchmarks.check import ALPHA, CROSS_FACTOR, FACTOR, compare_accuracy, compare_loop, step_ratios
+from benchmarks.check import ALPHA, CROSS_FACTOR, FACTORS, compare_accuracy, compare_loop, step_ratios
 from benchmarks.verdict import judge
 
+FACTOR = FACTORS["train"]
 BASE = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 1.02]
 KEY = "loop/train/random-bert-small/prefix"
 
@@ -55,8 +56,16 @@ def test_compare_loop_names_the_slow_workload_and_writes_a_history_row_per_workl
     assert any("SPEED REGRESSION" in line and KEY in line for line in lines)
 
 
+def test_each_phase_is_held_to_its_own_factor() -> None:
+    eval_key = KEY.replace("/train/", "/eval/")
+    between = [x * (FACTORS["train"] + FACTORS["eval"]) / 2 for x in BASE[:5]]
+    problems, _ = compare_loop({KEY: BASE, eval_key: BASE}, {KEY: between, eval_key: between}, same_cpu=True,
+                               say=lambda _: None)
+    assert len(problems) == 1 and problems[0].startswith(f"SPEED {KEY}:")
+
+
 def test_a_baseline_from_another_cpu_is_held_to_the_wider_factor() -> None:
-    now = {KEY: [x * (FACTOR + CROSS_FACTOR) / 2 for x in BASE[:5]]}  # past FACTOR, within CROSS_FACTOR
+    now = {KEY: [x * (max(FACTORS.values()) + CROSS_FACTOR) / 2 for x in BASE[:5]]}  # past both, within CROSS
     assert compare_loop({KEY: BASE}, now, same_cpu=True, say=lambda _: None)[0]
     assert not compare_loop({KEY: BASE}, now, same_cpu=False, say=lambda _: None)[0]
 

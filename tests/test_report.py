@@ -303,3 +303,15 @@ def test_bf16_rows_get_their_own_section_and_a_comparison_with_fp32(tmp_path) ->
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells == ["minilm-l6", "finetune", "82.0 ± 2.0", "82.5 ± 2.0", "+0.5", "within seed noise", "1.49",
                      "3 / 3"]
+
+
+def test_the_bf16_speed_ratio_is_never_taken_across_cpus(tmp_path) -> None:
+    path = tmp_path / "results" / "runs.csv"
+    for seed, acc in enumerate([0.80, 0.82]):
+        append_row(path, make_row("minilm-l6", "finetune", seed, acc, cpu="AMD EPYC"))
+        hparams = json.dumps({"lr": 0.01, "method": "finetune", "precision": "bf16"})
+        append_row(path, make_row("minilm-l6", "finetune", seed, acc, hparams=hparams, run_id=f"bf16-{seed}",
+                                  cpu="Intel Xeon"))
+    write_reports(path.parent, tmp_path / "reports")
+    page = (tmp_path / "reports" / "sizes-mr.md").read_text()
+    assert "– (timed on different CPUs)" in page.split("## `bf16` against `fp32`")[1]
