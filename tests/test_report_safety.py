@@ -108,7 +108,7 @@ def test_a_missing_or_empty_results_folder_is_refused(out, tmp_path, make) -> No
 
 
 @pytest.mark.parametrize(("fail_at", "name"), [(1, ".generated"), (4, "other-mr-default-cpu-acc-vs-trainable.png"),
-                                                (8, "sizes-mr-default-cpu-acc-vs-trainable.png"), (11, ".generated")])
+                                                (10, "sizes-mr-default-cpu-acc-vs-trainable.png"), (13, ".generated")])
 def test_a_failed_install_leaves_the_old_reports_whole(rendered, out, monkeypatch, fail_at, name) -> None:
     before = snapshot(out)
     real, calls = os.replace, []
