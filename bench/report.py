@@ -228,44 +228,42 @@ def main_table(table: pd.DataFrame) -> str:
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
 
 
-def precision_lines(rows: pd.DataFrame) -> list[str]:
+def precision_lines(sections: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]]) -> list[str]:
     """Where one budget and device have rows in fp32 and in another precision: per backbone and method,
     both accuracies over seeds, the difference, whether it is within seed noise (at most twice the larger
     of the two standard deviations, the page's rule for ties) and the training speed ratio (medians of
-    the quiet runs of each, so across runs, not paired)."""
+    the quiet runs of each, so across runs, not paired). ``sections`` maps (budget, device, precision)
+    to that section's rows and ``aggregate`` table, as ``_page`` made them."""
     lines = []
-    for (budget, device), part in rows.groupby(["budget", "device"], sort=True):
-        others = sorted(set(part["precision"]) - {"fp32"})
-        if "fp32" not in set(part["precision"]) or not others:
+    for (budget, device, precision), (rows_here, table) in sections.items():
+        if precision == "fp32" or (budget, device, "fp32") not in sections:
             continue
-        fp32_rows = part[part["precision"] == "fp32"]
-        base = aggregate(fp32_rows).set_index(["backbone", "method"])
-        for precision in others:
-            rows_here = part[part["precision"] == precision]
-            # a speed ratio only between speeds measured on the same machine
-            same_machine = speed_cpu(fp32_rows) == speed_cpu(rows_here)
-            body = []
-            for row in aggregate(rows_here).itertuples():
-                if (row.backbone, row.method) not in base.index or row.n_ok == 0:
-                    continue
-                ref = base.loc[(row.backbone, row.method)]
-                diff = row.acc_mean - ref.acc_mean
-                noise = 2 * max(v for v in (row.acc_std, ref.acc_std, 0.0) if v == v)
-                verdict = ("no fp32 runs" if ref.n_ok == 0 else "one seed: no noise estimate" if noise == 0
-                           else "within seed noise" if abs(diff) <= noise
-                           else f"{precision} {'better' if diff > 0 else 'worse'} beyond seed noise")
-                body.append([row.backbone, row.method, _accuracy(ref), _accuracy(row), _num(100 * diff, "+.1f"),
-                             verdict, _num(row.samples_per_s / ref.samples_per_s, ".2f") if same_machine
-                             else "– (timed on different CPUs)",
-                             f"{int(ref.n_timed)} / {int(row.n_timed)}"])
-            if body:
-                lines += [f"## `{precision}` against `fp32`, budget `{budget}` on `{device}`", "",
-                          tabulate(body, headers=["backbone", "method", "fp32 acc %", f"{precision} acc %",
-                                                  "Δ (pts)", "verdict", f"train speed {precision} / fp32",
-                                                  "quiet runs timed (fp32 / " + precision + ")"],
-                                   tablefmt="pipe", disable_numparse=True), "",
-                          "The speed ratio divides medians of separate runs; the README gives the paired "
-                          "step-time ratios measured within one process (`python -m benchmarks.precision`).", ""]
+        fp32_rows, fp32_table = sections[(budget, device, "fp32")]
+        base = fp32_table.set_index(["backbone", "method"])
+        # a speed ratio only between speeds measured on the same machine
+        same_machine = speed_cpu(fp32_rows) == speed_cpu(rows_here)
+        body = []
+        for row in table.itertuples():
+            if (row.backbone, row.method) not in base.index or row.n_ok == 0:
+                continue
+            ref = base.loc[(row.backbone, row.method)]
+            diff = row.acc_mean - ref.acc_mean
+            noise = 2 * max(v for v in (row.acc_std, ref.acc_std, 0.0) if v == v)
+            verdict = ("no fp32 runs" if ref.n_ok == 0 else "one seed: no noise estimate" if noise == 0
+                       else "within seed noise" if abs(diff) <= noise
+                       else f"{precision} {'better' if diff > 0 else 'worse'} beyond seed noise")
+            body.append([row.backbone, row.method, _accuracy(ref), _accuracy(row), _num(100 * diff, "+.1f"),
+                         verdict, _num(row.samples_per_s / ref.samples_per_s, ".2f") if same_machine
+                         else "– (timed on different CPUs)",
+                         f"{int(ref.n_timed)} / {int(row.n_timed)}"])
+        if body:
+            lines += [f"## `{precision}` against `fp32`, budget `{budget}` on `{device}`", "",
+                      tabulate(body, headers=["backbone", "method", "fp32 acc %", f"{precision} acc %",
+                                              "Δ (pts)", "verdict", f"train speed {precision} / fp32",
+                                              "quiet runs timed (fp32 / " + precision + ")"],
+                               tablefmt="pipe", disable_numparse=True), "",
+                      "The speed ratio divides medians of separate runs; the README gives the paired "
+                      "step-time ratios measured within one process (`python -m benchmarks.precision`).", ""]
     return lines
 
 
@@ -619,9 +617,10 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
              "Only runs with status `ok` are averaged; collapsed (one predicted class) and "
              "failed runs are counted in the last column.", ""]
     summary = []
-    sections = rows.groupby(["budget", "device", "precision"], sort=True)
-    for (budget, device, precision), part in sections:
+    tables = {}
+    for (budget, device, precision), part in rows.groupby(["budget", "device", "precision"], sort=True):
         table = aggregate(part)
+        tables[(budget, device, precision)] = (part, table)
         in_precision = "" if precision == "fp32" else f" in `{precision}`"
         slug = _slug(grid, task, budget, device, *([] if precision == "fp32" else [precision]))
         lines += [f"## Budget `{budget}` on `{device}`{in_precision}", "", *verdicts(table), "", main_table(table), ""]
@@ -650,7 +649,7 @@ def _page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[str,
         pngs = _plots(table, out_dir / slug, f"{grid}/{task}/{budget}", speed_source(part))
         lines += [f"![{name}]({name})" for name in pngs] + [""]
         summary.append((budget, device + ("" if precision == "fp32" else f"/{precision}"), table))
-    lines += precision_lines(rows)
+    lines += precision_lines(tables)
     name = f"{_slug(grid, task)}.md"
     (out_dir / name).write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     best = []

@@ -16,11 +16,10 @@ from torch import nn
 
 from bench.backbones import load_backbone
 from bench.train import seed_everything
-from benchmarks.loop import PlainClassifier
+from benchmarks.loop import THREADS, PlainClassifier
 from methods import METHODS
 from methods import build as build_method
 
-THREADS = 1  # pinned: one thread is the least disturbed by a second process on a 2-core machine
 BATCH, TOKENS = 32, 32
 BACKBONES = ("random-bert-tiny", "random-bert-small")  # 2 x 64 and 4 x 256
 WORKLOADS = ("plain", *METHODS)  # every registered method, beside the hand-written reference
