@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.grids import Grid, GridError
-from bench.results import RunClaim, finished_rows, git_state, run_id
+from bench.results import RunClaim, finished_rows, git_state, machine_of, run_id
 from bench.runner import GridOutcome, RunLog, expand, prepare, record_failure, record_row, run_label
 
 CRASH_HOOK = "BENCH_TEST_CRASH_RUN"  # tests only: a worker running this label ("backbone method seed") dies
@@ -126,8 +126,8 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
             rid, label = run_id(spec.identity()), run_label(index, len(specs), spec)
             row = None if rerun else finished_rows(results).get(rid)
             if row is not None:
-                cpu = row.get("cpu") or "unknown"
-                outcome.reused_cpus[cpu] = outcome.reused_cpus.get(cpu, 0) + 1
+                machine = machine_of(row)
+                outcome.reused_cpus[machine] = outcome.reused_cpus.get(machine, 0) + 1
                 continue
             claim = RunClaim(results, rid)
             if not claim.acquire(wait=False):

@@ -47,7 +47,7 @@ from bench.report_install import (
     previously_generated,
     update,
 )
-from bench.results import read_rows
+from bench.results import machine_of, read_rows
 from bench.rows import as_frame, clean_speed, speed_cpu
 
 PLOTS = ["acc-vs-size", "acc-vs-trainable", "throughput"]  # the suffixes of the PNGs made by ``_plots``
@@ -303,12 +303,14 @@ def _environment_lines(rows: pd.DataFrame) -> list[str]:
         found = sorted({str(v) for v in rows[column] if str(v) not in ("", "nan")})
         return ", ".join(found) or "–"
 
-    peaks = [f"{cpu} {group.median() / 1e9:.1f} GFLOP/s" for cpu, group in
-             rows.groupby("cpu", sort=True)["matmul_peak_flops_per_s"] if group.notna().any()]
+    peaks = [f"{machine} {group.median() / 1e9:.1f} GFLOP/s" for machine, group in
+             rows.groupby("machine", sort=True)["matmul_peak_flops_per_s"] if group.notna().any()]
+    cpus = sorted({machine_of({"cpu": cpu, "cpu_features": features}) for cpu, features in
+                   zip(rows["cpu"].fillna(""), rows["cpu_features"].fillna(""), strict=True) if cpu})
     peak_text = f"{'; '.join(peaks)} (median of runs)" if peaks else "–"
     dirty = (rows["git_dirty"] == "true").sum()
     lines = [
-        f"- device: {values('device')}; threads: {values('threads')}; CPU: {values('cpu')}",
+        f"- device: {values('device')}; threads: {values('threads')}; CPU: {', '.join(cpus) or '–'}",
         *([f"- GPU: {values('accelerator')}"] if values("accelerator") != "–" else []),
         *([f"- launcher: {values('launcher')}; nodes: {values('node')}"] if (rows["launcher"] == "ray").any() else []),
         f"- {values('precision')} matmul peak measured in the same process: {peak_text}",

@@ -17,6 +17,8 @@ import statistics
 
 from tabulate import tabulate
 
+from bench.results import machine_of
+
 TOLERANCE_PTS = 1.5  # seen here: the same seed moved by ~0.5 pt between AMD EPYC and Intel Xeon
 
 
@@ -48,7 +50,7 @@ def comparison(committed: dict[str, dict[str, str]], here: dict[str, dict[str, s
         equal = all(r in committed and committed[r]["acc"] == here[r]["acc"] for r in rids)
         speed_here = statistics.median(float(here[r]["train_samples_per_s"]) for r in rids)
         speed_then = [float(committed[r]["train_samples_per_s"]) for r in rids if r in committed]
-        cpus = sorted({committed[r]["cpu"] for r in rids if r in committed})
+        cpus = sorted({machine_of(committed[r]) for r in rids if r in committed})
         verdicts.append(verdict(theirs, mine, equal and bool(theirs)))
         lines.append([
             backbone, method,

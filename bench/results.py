@@ -59,6 +59,8 @@ COLUMNS = [
     "other_cpu_load", "speed_clean",
     # place
     "device", "threads", "torch", "transformers", "fastnlp", "python", "cpu",
+    # the CPU's speed-relevant instruction sets: CPUs sold under one name differ (bf16, AMX)
+    "cpu_features",
     # where and how: the host, the GPU's name (empty on CPU), serial or ray
     "node", "accelerator", "launcher",
     # outcome
@@ -66,9 +68,11 @@ COLUMNS = [
 ]
 ADDED_IN_V2 = ("other_cpu_load", "speed_clean")
 ADDED_IN_V3 = ("node", "accelerator", "launcher")
+ADDED_IN_V4 = ("cpu_features",)
 # Every header this code can read: the current one and the earlier versions (columns added later absent).
-KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 2: [c for c in COLUMNS if c not in ADDED_IN_V3],
-                 1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3]}
+KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 3: [c for c in COLUMNS if c not in ADDED_IN_V4],
+                 2: [c for c in COLUMNS if c not in ADDED_IN_V3 + ADDED_IN_V4],
+                 1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3 + ADDED_IN_V4]}
 STATUSES = ("ok", "failed", "collapsed")
 LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 
@@ -401,6 +405,42 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# Instruction sets that change how fast a matmul runs, in the order a row lists them: x86 (AVX2, AVX-512,
+# its bf16 dot products, AMX tiles) and Arm (SVE, bf16). Other flags do not change these speeds.
+SPEED_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve", "bf16")
+
+
+def cpu_features(cpuinfo: str | None = None) -> str:
+    """This CPU's ``SPEED_FEATURES``, space-separated ("none" when it has none of them; "" when unknown:
+    no ``/proc/cpuinfo``). Two CPUs of one model name can differ here: a Xeon VM with or without AMX."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            present = set(value.split())
+            return " ".join(f for f in SPEED_FEATURES if f in present) or "none"
+    return ""
+
+
+def cpu_has_bf16(features: str) -> bool:
+    """Whether a CPU with ``features`` multiplies bf16 in hardware (else autocast emulates it, slowly)."""
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(features.split()))
+
+
+def machine_of(row: dict[str, str]) -> str:
+    """The kind of machine a row's speeds were measured on: its GPU's name, else its CPU's name with the
+    CPU's speed features when recorded (rows before schema v4 have the name alone). Speeds of different
+    kinds are never pooled."""
+    if row.get("accelerator"):
+        return row["accelerator"]
+    cpu, features = row.get("cpu") or "unknown CPU", row.get("cpu_features") or ""
+    return f"{cpu} ({features})" if features else cpu
+
+
 @functools.cache
 def environment() -> dict[str, str]:
     """Library versions and machine, recorded with every row (constant for a process: looked up once;
@@ -412,7 +452,7 @@ def environment() -> dict[str, str]:
 
     return {"torch": torch.__version__, "transformers": transformers.__version__,
             "fastnlp": md.version("fastnlp"), "python": platform.python_version(), "cpu": cpu_name(),
-            "node": platform.node()}
+            "cpu_features": cpu_features(), "node": platform.node()}
 
 
 def accelerator_name(device: str) -> str:

@@ -6,7 +6,8 @@
 * ``clean_speed(frame)``: the rows whose speed was measured on a quiet machine.
 * ``speed_cpu(frame)``: the one machine kind whose runs give a set of rows its speeds: speeds measured
   on different CPUs, or different GPUs, are never pooled. A row's kind (the derived ``machine``
-  column) is its GPU's name when it ran on one, else its CPU's. ``precision`` (fp32 or bf16) is derived
+  column, ``bench.results.machine_of``) is its GPU's name when it ran on one, else its CPU's name with the
+  CPU's speed features where the row records them (schema v4). ``precision`` (fp32 or bf16) is derived
   from ``hparams``; the report keeps precisions apart like devices.
 """
 
@@ -16,7 +17,7 @@ import json
 
 import pandas as pd
 
-from bench.results import COLUMNS
+from bench.results import COLUMNS, machine_of
 
 NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct", "train_loss",
            "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share", "n_train",
@@ -33,7 +34,8 @@ def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
     for column in NUMERIC:
         data[column] = pd.to_numeric(data[column], errors="coerce")
-    data["machine"] = data["accelerator"].where(data["accelerator"].fillna("") != "", data["cpu"])
+    places = data[["accelerator", "cpu", "cpu_features"]].fillna("").to_dict("records")
+    data["machine"] = [machine_of(place) for place in places]
     data["precision"] = [_precision(text) for text in data["hparams"]]
     return data
 

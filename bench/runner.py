@@ -31,8 +31,12 @@ from bench.results import (
     SchemaError,
     append_row,
     check_schema,
+    cpu_features,
+    cpu_has_bf16,
+    cpu_name,
     finished_rows,
     git_state,
+    machine_of,
     run_id,
 )
 from bench.tasks import TaskError, check_sizes, resolve_task
@@ -170,7 +174,7 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
 
 
 def _reused_line(label: str, rid: str, row: dict) -> str:
-    return (f"{label}: reused, measured {row['created_at'][:10]} on {row['cpu'] or row['device']} "
+    return (f"{label}: reused, measured {row['created_at'][:10]} on {machine_of(row)} "
             f"(eval acc {float(row['acc']):.4f}); not run again (use --rerun to measure it here)")
 
 
@@ -212,11 +216,16 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     say = log.say
     say(f"grid {grid.name}: {note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); log {log.path}")
     torch.set_num_threads(threads)
-    peak = measure_matmul_peak(device)
-    prime_peak(device, threads, peak)
     prime_task(task, data_dir)
-    say(f"device {device}, {threads} threads, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
     specs = expand(grid, task, device, threads, bucketing, progress, say)
+    peaks = []
+    for precision in sorted({spec.settings()[0].precision for spec in specs} or {"fp32"}, reverse=True):
+        peak = measure_matmul_peak(device, precision)
+        prime_peak(device, threads, peak, precision)
+        peaks.append(f"{precision} {peak / 1e9:.1f}")
+    say(f"device {device}, {threads} threads, matmul peak {', '.join(peaks)} GFLOP/s")
+    if "bf16" in {spec.settings()[0].precision for spec in specs}:
+        _warn_emulated_bf16(device, say)
     outcome.planned = len(specs)
     sha, dirty = git_state()
     context = {"git_sha": sha, "git_dirty": dirty, "launcher": "serial", "progress": progress}
@@ -304,6 +313,18 @@ def record_failure(row: dict, label: str, log: RunLog, debug: bool) -> None:
     row["error"] = f"{row['error']} (traceback in {log.path})"
 
 
+def _warn_emulated_bf16(device: str, say: Callable[[str], None]) -> None:
+    """Say so when bf16 runs on a CPU that has no bf16 instructions: autocast then emulates bf16 and is
+    usually slower than fp32 (seen here: 0.6x to 0.8x on a Xeon VM without AMX)."""
+    import torch
+
+    features = cpu_features()
+    if torch.device(device).type == "cpu" and features and not cpu_has_bf16(features):
+        say(f"note: this CPU ({cpu_name()}; {features}) has no bf16 instructions (avx512_bf16, amx_bf16 or Arm bf16): "
+            "bf16 autocast is emulated here and is likely slower than fp32; compare with "
+            "python -m benchmarks.precision before a long run")
+
+
 def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None],
            warn: Callable[[str], None]) -> bool:
     """Whether ``rid`` is recorded as finished (ok or collapsed: a failed run is retried); if so, say
@@ -312,6 +333,6 @@ def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Calla
     if row is None:
         return False
     say(_reused_line(label, rid, row))
-    cpu = row.get("cpu") or "unknown"
-    outcome.reused_cpus[cpu] = outcome.reused_cpus.get(cpu, 0) + 1
+    machine = machine_of(row)
+    outcome.reused_cpus[machine] = outcome.reused_cpus.get(machine, 0) + 1
     return True

@@ -139,9 +139,10 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return BackboneError, TaskError, OSError, MemoryError, TrainingDiverged, MethodRefused
 
 
-def prime_peak(device: str, threads: int, value: float) -> None:
-    """Use ``value`` as this process's fp32 matmul peak for (device, threads): the one the grid printed."""
-    _PEAKS[(device, threads, "fp32")] = value
+def prime_peak(device: str, threads: int, value: float, precision: str = "fp32") -> None:
+    """Use ``value`` as this process's matmul peak in ``precision`` for (device, threads): the one the grid
+    printed."""
+    _PEAKS[(device, threads, precision)] = value
 
 
 def prime_task(task: Any, data_dir: str | None) -> None:

@@ -78,6 +78,20 @@ def test_speeds_from_different_cpus_are_not_pooled(results_dir, tmp_path) -> Non
     assert "x 10.0 GFLOP/s; y 20.0 GFLOP/s" in page
 
 
+def test_speeds_from_cpus_of_one_name_with_different_features_are_not_pooled(tmp_path) -> None:
+    path = tmp_path / "results" / "runs.csv"
+    for seed, (features, speed) in enumerate([("avx2 avx512f avx512_bf16 amx_bf16", 90.0),
+                                              ("avx2 avx512f avx512_bf16 amx_bf16", 100.0), ("avx2", 40.0)]):
+        append_row(path, make_row("minilm-l6", "finetune", seed, 0.8, cpu="Xeon", cpu_features=features,
+                                  train_samples_per_s=speed))
+    table = aggregate(load_results(path.parent))
+    assert table.iloc[0].samples_per_s == pytest.approx(95.0) and table.iloc[0].n_ok == 3
+    write_reports(path.parent, tmp_path / "reports")
+    page = (tmp_path / "reports" / "sizes-mr.md").read_text()
+    assert "CPU: Xeon (avx2 avx512f avx512_bf16 amx_bf16), Xeon (avx2)\n" in page
+    assert "the 1 ok runs on Xeon (avx2) count toward accuracy" in page
+
+
 def test_speeds_from_different_gpus_are_not_pooled(tmp_path) -> None:
     path = tmp_path / "results" / "runs.csv"
     for seed, (gpu, speed) in enumerate([("NVIDIA H200", 900.0), ("NVIDIA H200", 1000.0), ("NVIDIA A100", 400.0)]):
