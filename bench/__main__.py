@@ -9,7 +9,8 @@
   found reports/ out of date, or ``reproduce`` found a cell that DIFFERS;
 * 2: bad input (an unknown name, an invalid hyper-parameter, unreadable or invalid data, a results
   file of another schema, an unwritable path), one line on stderr, before any work;
-* 130 / 143: interrupted by Ctrl-C / SIGTERM; the interrupted run is not recorded.
+* 130 / 143: interrupted by Ctrl-C / SIGTERM; the interrupted run is not recorded;
+* 141: standard output was closed by its reader (``list | head``), as a C tool killed by SIGPIPE.
 
 Tracebacks are shown for internal errors, or for every error with ``--debug``; they are always kept in
 the grid's log, whose path a failed row's ``error`` names.
@@ -18,6 +19,7 @@ the grid's log, whose path a failed row's ``error`` names.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -276,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                   if args.command in ("run", "reproduce") else "")
         print(f"\ninterrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{resume}", file=sys.stderr)
         return 143 if terminated else 130
+    except BrokenPipeError:  # the reader went away (``list | head``): stop quietly, as a C tool would on SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot raise again
+        return 141
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

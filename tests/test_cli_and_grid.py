@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -98,3 +99,14 @@ def test_ruff_is_clean() -> None:
     ruff = Path(sys.executable).with_name("ruff")
     result = subprocess.run([str(ruff), "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_reader_that_goes_away_stops_the_output_quietly() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line (as `list | head -1` after its line)
+    try:
+        listing = subprocess.run([sys.executable, "-m", "bench", "list"], cwd=ROOT, stdout=write_end,
+                                 stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert listing.returncode == 141 and "Traceback" not in listing.stderr
