@@ -127,7 +127,7 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
             row = None if rerun else finished_rows(results).get(rid)
             if row is not None:
                 machine = machine_of(row)
-                outcome.reused_cpus[machine] = outcome.reused_cpus.get(machine, 0) + 1
+                outcome.reused_machines[machine] = outcome.reused_machines.get(machine, 0) + 1
                 continue
             claim = RunClaim(results, rid)
             if not claim.acquire(wait=False):

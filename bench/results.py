@@ -426,11 +426,6 @@ def cpu_features(cpuinfo: str | None = None) -> str:
     return ""
 
 
-def cpu_has_bf16(features: str) -> bool:
-    """Whether a CPU with ``features`` multiplies bf16 in hardware (else autocast emulates it, slowly)."""
-    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(features.split()))
-
-
 def machine_of(row: dict[str, str]) -> str:
     """The kind of machine a row's speeds were measured on: its GPU's name, else its CPU's name with the
     CPU's speed features when recorded (rows before schema v4 have the name alone). Speeds of different

@@ -32,7 +32,6 @@ from bench.results import (
     append_row,
     check_schema,
     cpu_features,
-    cpu_has_bf16,
     cpu_name,
     finished_rows,
     git_state,
@@ -80,14 +79,14 @@ class GridOutcome:
     planned: int = 0
     measured: dict[str, int] = field(default_factory=lambda: {"ok": 0, "collapsed": 0, "failed": 0})
     elsewhere: int = 0
-    reused_cpus: dict[str, int] = field(default_factory=dict)  # runs reused from earlier rows, by CPU
+    reused_machines: dict[str, int] = field(default_factory=dict)  # runs reused from earlier rows, by machine
     rows: list[dict] = field(default_factory=list)
     log: Path | None = None
     seconds: float = 0.0
 
     @property
     def reused(self) -> int:
-        return sum(self.reused_cpus.values())
+        return sum(self.reused_machines.values())
 
     @property
     def exit_code(self) -> int:
@@ -98,8 +97,8 @@ class GridOutcome:
         text = (f"grid {self.grid}: {len(self.rows)} of {self.planned} run(s) measured now"
                 f"{f' ({counts})' if counts else ''} in {self.seconds:.0f} s, recorded in {self.results}")
         if self.reused:
-            where = ", ".join(f"{cpu} ({n})" for cpu, n in sorted(self.reused_cpus.items()))
-            text += f"; {self.reused} reused from earlier rows (measured on {where})"
+            where = ", ".join(f"{n} on {machine}" for machine, n in sorted(self.reused_machines.items()))
+            text += f"; {self.reused} reused from earlier rows (measured: {where})"
         if self.reused and not self.rows:
             text += (f"; nothing was measured on this machine: to measure these runs here, beside the recorded "
                      f"numbers, run: python -m bench reproduce --grid {self.grid}")
@@ -218,14 +217,16 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     torch.set_num_threads(threads)
     prime_task(task, data_dir)
     specs = expand(grid, task, device, threads, bucketing, progress, say)
-    peaks = []
-    for precision in sorted({spec.settings()[0].precision for spec in specs} or {"fp32"}, reverse=True):
-        peak = measure_matmul_peak(device, precision)
+    precisions = {spec.settings()[0].precision for spec in specs} or {"fp32"}
+    if torch.device(device).type == "cpu" and "bf16" in precisions:
+        precisions.add("fp32")  # the yardstick for the bf16 peak below
+    peaks = {precision: measure_matmul_peak(device, precision) for precision in sorted(precisions, reverse=True)}
+    for precision, peak in peaks.items():
         prime_peak(device, threads, peak, precision)
-        peaks.append(f"{precision} {peak / 1e9:.1f}")
-    say(f"device {device}, {threads} threads, matmul peak {', '.join(peaks)} GFLOP/s")
-    if "bf16" in {spec.settings()[0].precision for spec in specs}:
-        _warn_emulated_bf16(device, say)
+    say(f"device {device}, {threads} threads, matmul peak "
+        f"{', '.join(f'{p} {peak / 1e9:.1f}' for p, peak in peaks.items())} GFLOP/s")
+    if torch.device(device).type == "cpu" and "bf16" in peaks and peaks["bf16"] <= peaks["fp32"]:
+        say(_slow_bf16_note(peaks["bf16"], peaks["fp32"]))
     outcome.planned = len(specs)
     sha, dirty = git_state()
     context = {"git_sha": sha, "git_dirty": dirty, "launcher": "serial", "progress": progress}
@@ -313,16 +314,13 @@ def record_failure(row: dict, label: str, log: RunLog, debug: bool) -> None:
     row["error"] = f"{row['error']} (traceback in {log.path})"
 
 
-def _warn_emulated_bf16(device: str, say: Callable[[str], None]) -> None:
-    """Say so when bf16 runs on a CPU that has no bf16 instructions: autocast then emulates bf16 and is
-    usually slower than fp32 (seen here: 0.6x to 0.8x on a Xeon VM without AMX)."""
-    import torch
-
-    features = cpu_features()
-    if torch.device(device).type == "cpu" and features and not cpu_has_bf16(features):
-        say(f"note: this CPU ({cpu_name()}; {features}) has no bf16 instructions (avx512_bf16, amx_bf16 or Arm bf16): "
-            "bf16 autocast is emulated here and is likely slower than fp32; compare with "
-            "python -m benchmarks.precision before a long run")
+def _slow_bf16_note(bf16_peak: float, fp32_peak: float) -> str:
+    """What to say when this CPU multiplies bf16 no faster than fp32: no bf16 instructions (autocast
+    emulates them), or bf16 dot products without the matrix units that make them pay (seen here: a Xeon
+    VM with avx512_bf16 but no AMX at 0.57x, bf16 training steps 0.6x to 0.8x of fp32)."""
+    return (f"note: bf16 matmul peak {bf16_peak / 1e9:.1f} GFLOP/s is not above fp32 {fp32_peak / 1e9:.1f} on this "
+            f"CPU ({cpu_name()}; {cpu_features() or 'features unknown'}): bf16 runs will likely be slower than "
+            "fp32 here; python -m benchmarks.precision compares training steps")
 
 
 def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Callable[[str], None],
@@ -334,5 +332,5 @@ def _reuse(results: Path, rid: str, label: str, outcome: GridOutcome, say: Calla
         return False
     say(_reused_line(label, rid, row))
     machine = machine_of(row)
-    outcome.reused_cpus[machine] = outcome.reused_cpus.get(machine, 0) + 1
+    outcome.reused_machines[machine] = outcome.reused_machines.get(machine, 0) + 1
     return True

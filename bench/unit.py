@@ -105,7 +105,7 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
            "accelerator": accelerator_name(request.device)}
     try:
         row.update(run_one(spec, say=say))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):  # stopped from outside (Ctrl-C, the console's reader gone): no row
         raise
     except Exception as exc:  # a failed run is a row; the caller decides how loudly to say it
         message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:400]

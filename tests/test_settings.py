@@ -138,3 +138,19 @@ def test_a_bf16_run_records_its_precision_and_the_bf16_peak(tmp_path) -> None:
     page = (tmp_path / "reports" / "smoke-synthetic.md").read_text()
     assert "## Budget `smoke` on `cpu` in `bf16`" in page and "## Budget `smoke` on `cpu`\n" in page
     assert "--set finetune.precision=bf16" in page
+
+
+@pytest.mark.parametrize(("bf16_peak", "warned"), [(1e9, True), (4e10, False)])
+def test_the_grid_prints_each_precisions_peak_and_warns_when_bf16_is_no_faster(tmp_path, monkeypatch, bf16_peak,
+                                                                                warned) -> None:
+    import bench.train
+
+    monkeypatch.setattr(bench.train, "measure_matmul_peak",
+                        lambda device, precision="fp32": {"fp32": 2e10, "bf16": bf16_peak}[precision])
+    grid = narrow(GRIDS["smoke"], backbones=["random-bert-tiny"], seeds=[0], methods=["finetune"])
+    grid = replace(grid, variants=(Variant("finetune", {"epochs": 1, "lr": 1e-3, "precision": "bf16"}),))
+    lines: list[str] = []
+    run_grid(grid, tmp_path / "runs.csv", threads=1, progress=False, say=lines.append)
+    assert f"matmul peak fp32 20.0, bf16 {bf16_peak / 1e9:.1f} GFLOP/s" in "\n".join(lines)
+    assert any("bf16 runs will likely be slower than fp32" in line for line in lines) is warned
+    assert float(read_rows(tmp_path / "runs.csv")[0]["matmul_peak_flops_per_s"]) == bf16_peak
