@@ -282,7 +282,8 @@ def verdicts(table: pd.DataFrame) -> list[str]:
                 f"(≥ {100 * (best.acc_mean - spread):.1f} %): cheapest `{cheapest.method}` "
                 f"({_count(cheapest.trainable_params)} trainable)")
         text += (f", fastest `{fastest.method}` ({fastest.samples_per_s:.1f} train samples/s)" if fastest is not None
-                 else ", fastest: no speed measured on a quiet machine")
+                 else ", fastest: – (no run timed in this table: it takes speeds from quiet runs on one CPU, named "
+                      "under Environment)")
         lines.append(text)
     return lines
 
