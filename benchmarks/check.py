@@ -164,12 +164,13 @@ def compare_accuracy(base: dict[str, dict[str, Any]], now: dict[str, dict[str, A
 
 
 def _history_rows(rows: list[dict[str, Any]], here: dict[str, str], repeats: int) -> list[dict[str, Any]]:
-    from bench.results import git_state
+    from bench.results import cpu_features, git_state, machine_of
     from benchmarks.loop import THREADS
 
     sha, dirty = git_state(ROOT)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return [{"date": stamp, "commit": sha + ("+dirty" if dirty else ""), "cpu": here["cpu"], "threads": THREADS,
+    cpu = machine_of({"cpu": here["cpu"], "cpu_features": cpu_features()})  # e.g. "AMD EPYC (avx2)"
+    return [{"date": stamp, "commit": sha + ("+dirty" if dirty else ""), "cpu": cpu, "threads": THREADS,
              "repeats": repeats, **row} for row in rows]
 
 
