@@ -76,6 +76,9 @@ def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--results", type=Path, default=results, help=f"CSV to append to (default {results})")
     parser.add_argument("--data-dir", help="GLUE SST-2 directory with train.tsv and dev.tsv")
     parser.add_argument("--rerun", action="store_true", help="run again even if already recorded")
+    parser.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
+                        help="save an epoch checkpoint at most this often, so an interrupted run resumes after "
+                             "its last saved epoch (default 10; 0: never; serial launcher only)")
     parser.add_argument("--no-bucketing", action="store_true", help="random training batches (for comparison)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch training progress")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -169,7 +172,7 @@ def check_device(device: str) -> None:
 
 
 def _run(args) -> int:
-    from bench.runner import run_grid
+    from bench.runner import DEFAULT_CHECKPOINT_EVERY_S, run_grid
 
     grid = narrow(expand_sweeps(apply_sets(get_grid(args.grid), args.set)), args.methods, args.backbones, args.seeds,
                   args.task, args.budget)
@@ -178,7 +181,12 @@ def _run(args) -> int:
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)
+    if args.checkpoint_every is not None and not args.checkpoint_every >= 0:
+        raise GridError(f"--checkpoint-every must be a number of minutes >= 0 (0: never), got {args.checkpoint_every}")
     if args.launcher == "ray":
+        if args.checkpoint_every is not None:
+            raise GridError("--checkpoint-every goes with the serial launcher (a Ray task that dies is retried "
+                            "from its start; see --retries)")
         from bench.launch_ray import run_grid_ray
 
         outcome = run_grid_ray(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
@@ -187,8 +195,10 @@ def _run(args) -> int:
     else:
         if args.ray_address or args.retries:
             raise GridError("--ray-address and --retries go with --launcher ray")
+        every = DEFAULT_CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every * 60
         outcome = run_grid(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
-                           not args.no_bucketing, not args.quiet, debug=args.debug)
+                           not args.no_bucketing, not args.quiet, debug=args.debug,
+                           checkpoint_every_s=every or None)
     if args.command == "reproduce":
         from bench.reproduce import comparison
         from bench.results import finished_rows

@@ -52,6 +52,16 @@ class StepTimer(Callback):
         self.tokens += self._batch[1]
         self.padded_tokens += self._batch[2]
 
+    def state(self) -> dict[str, float]:
+        """What an epoch checkpoint keeps: the timed totals (not the step count, so a resumed process
+        skips its own warm-up steps again)."""
+        return {"samples": self.samples, "tokens": self.tokens, "padded_tokens": self.padded_tokens,
+                "seconds": self.seconds}
+
+    def restore(self, state: dict[str, float]) -> None:
+        self.samples, self.tokens = state["samples"], state["tokens"]
+        self.padded_tokens, self.seconds = state["padded_tokens"], state["seconds"]
+
     def samples_per_s(self) -> float:
         return self.samples / self.seconds if self.seconds else 0.0
 

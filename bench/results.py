@@ -57,6 +57,8 @@ COLUMNS = [
     "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb", "peak_cuda_mem_mb",
     # speed: was the machine quiet while this run trained?
     "other_cpu_load", "speed_clean",
+    # how many processes the training ran in: 1, or more when it resumed from epoch checkpoints
+    "segments",
     # place
     "device", "threads", "torch", "transformers", "fastnlp", "python", "cpu",
     # the CPU's speed-relevant instruction sets: CPUs sold under one name differ (bf16, AMX)
@@ -69,10 +71,12 @@ COLUMNS = [
 ADDED_IN_V2 = ("other_cpu_load", "speed_clean")
 ADDED_IN_V3 = ("node", "accelerator", "launcher")
 ADDED_IN_V4 = ("cpu_features",)
+ADDED_IN_V5 = ("segments",)
 # Every header this code can read: the current one and the earlier versions (columns added later absent).
-KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 3: [c for c in COLUMNS if c not in ADDED_IN_V4],
-                 2: [c for c in COLUMNS if c not in ADDED_IN_V3 + ADDED_IN_V4],
-                 1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3 + ADDED_IN_V4]}
+KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 4: [c for c in COLUMNS if c not in ADDED_IN_V5],
+                 3: [c for c in COLUMNS if c not in ADDED_IN_V4 + ADDED_IN_V5],
+                 2: [c for c in COLUMNS if c not in ADDED_IN_V3 + ADDED_IN_V4 + ADDED_IN_V5],
+                 1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3 + ADDED_IN_V4 + ADDED_IN_V5]}
 STATUSES = ("ok", "failed", "collapsed")
 LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 

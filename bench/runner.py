@@ -21,10 +21,12 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.backbones import BackboneError, backbone_spec, unavailable
+from bench.checkpoint import checkpoint_path
+from bench.checkpoint import remove as remove_checkpoint
 from bench.grids import BUDGETS, Grid, GridError
 from bench.results import (
     RunClaim,
@@ -39,6 +41,9 @@ from bench.results import (
     run_id,
 )
 from bench.tasks import TaskError, check_sizes, resolve_task
+
+CHECKPOINTS = "checkpoints"  # epoch checkpoints' folder, beside the results file
+DEFAULT_CHECKPOINT_EVERY_S = 600.0  # short runs never save one; a long one loses at most this much
 
 
 class GridAborted(RuntimeError):
@@ -193,20 +198,25 @@ def prepare(grid: Grid, results: Path, data_dir: str | None) -> tuple:
 
 def run_grid(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
              data_dir: str | None = None, bucketing: bool = True, progress: bool = True,
-             say: Callable[[str], None] = print, debug: bool = False) -> GridOutcome:
-    """Run every missing run of ``grid`` and append its row to ``results``."""
+             say: Callable[[str], None] = print, debug: bool = False,
+             checkpoint_every_s: float | None = DEFAULT_CHECKPOINT_EVERY_S) -> GridOutcome:
+    """Run every missing run of ``grid`` and append its row to ``results``; with ``checkpoint_every_s``
+    (None: off), long runs save epoch checkpoints in ``<results folder>/checkpoints`` and an interrupted
+    run resumes from its last one."""
     task, note = prepare(grid, results, data_dir)
     log = RunLog(results.parent / "logs", grid.name, say)
     outcome = GridOutcome(grid.name, results, log=log.path)
+    saving = None if checkpoint_every_s is None else (results.parent / CHECKPOINTS, checkpoint_every_s)
     try:
-        _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log, outcome, debug, data_dir)
+        _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log, outcome, debug, data_dir,
+             saving)
     finally:
         log.close()
     return outcome
 
 
 def _run(grid, task, note, results, device, threads, rerun, bucketing, progress, log: RunLog,
-         outcome: GridOutcome, debug: bool, data_dir: str | None) -> None:
+         outcome: GridOutcome, debug: bool, data_dir: str | None, saving: tuple[Path, float] | None) -> None:
     import torch
 
     from bench.train import measure_matmul_peak
@@ -217,6 +227,8 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
     torch.set_num_threads(threads)
     prime_task(task, data_dir)
     specs = expand(grid, task, device, threads, bucketing, progress, say)
+    if saving is not None:
+        specs = [replace(spec, checkpoint_dir=str(saving[0]), checkpoint_every_s=saving[1]) for spec in specs]
     precisions = {spec.settings()[0].precision for spec in specs} or {"fp32"}
     if torch.device(device).type == "cpu" and "bf16" in precisions:
         precisions.add("fp32")  # the yardstick for the bf16 peak below
@@ -243,6 +255,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
         rid = run_id(spec.identity())
         label = run_label(index, len(specs), spec)
         if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
+            remove_checkpoint(spec.checkpoint_dir, rid)  # left by a process stopped between recording and removing
             return True
         claim = RunClaim(results, rid)
         if not claim.acquire(wait=False):
@@ -259,10 +272,11 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
             try:
                 row = execute(RunRequest.from_spec(spec, data_dir), context, say=say)
             except KeyboardInterrupt:
-                say(f"{label}: interrupted; not recorded, the next invocation runs it again")
+                say(f"{label}: interrupted; not recorded, {_resume_note(spec, rid)}")
                 raise
             record_failure(row, label, log, debug)
             record_row(results, row, label, log, outcome)
+            remove_checkpoint(spec.checkpoint_dir, rid)
         finally:
             claim.release()
         return True
@@ -273,6 +287,13 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
         attempt(index, spec, wait=True)
     outcome.seconds = time.perf_counter() - start
     say(outcome.summary())
+
+
+def _resume_note(spec, rid: str) -> str:
+    """What the next invocation does with an interrupted run: resume it from its checkpoint, or start it again."""
+    if spec.checkpoint_dir is not None and checkpoint_path(spec.checkpoint_dir, rid).exists():
+        return f"the next invocation resumes it from its checkpoint {checkpoint_path(spec.checkpoint_dir, rid)}"
+    return "the next invocation runs it again"
 
 
 def run_label(index: int, total: int, spec) -> str:

@@ -11,6 +11,10 @@ otherwise swallow it and let a truncated run be recorded); a non-finite loss sto
 step with ``TrainingDiverged``; a last-epoch mean loss above ``DIVERGED_LOSS_FACTOR`` x ln(classes)
 (worse than guessing, by far) makes the run ``failed``. The CPU time other processes used while the
 run trained is measured (``CpuLoadMeter``) and a speed measured beside them is marked not clean.
+
+With ``checkpoint_dir`` set, the loop saves epoch checkpoints and a run started again resumes from its
+last one (``bench.checkpoint``): the row is the uninterrupted run's, with ``segments`` > 1 and times,
+load and peak memory over all the processes it trained in.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from fastNLP import logger as fastnlp_logger
 
 from bench import IDENTITY_VERSION
 from bench.backbones import load_backbone
+from bench.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fingerprint, rng_state
+from bench.checkpoint import load as load_checkpoint
 from bench.data import encode_split, eval_loader, train_loader
 from bench.grids import Budget, Variant
 from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory
-from bench.results import available_cores, core_affinity
+from bench.results import accelerator_name, available_cores, core_affinity, cpu_features, cpu_name, git_state, run_id
 from bench.tasks import TaskData
 from methods import METHODS
 from methods.base import Method, MethodRefused
@@ -60,6 +66,8 @@ class RunSpec:
     threads: int = 2
     bucketing: bool = True
     progress: bool = True
+    checkpoint_dir: str | None = None  # epoch checkpoints go here (bench.checkpoint); None: none
+    checkpoint_every_s: float = 600.0  # at most one checkpoint per this many seconds
 
     def settings(self) -> tuple[TrainingSettings, Settings]:
         """The typed settings this run uses: the method's defaults, the budget's batch size and length,
@@ -123,6 +131,14 @@ class KeepBestEpoch(Callback):
             self.best_acc, self.best_epoch = acc, self.evaluations
             self.best_state = self.model.trainable_state()
 
+    def state(self) -> dict[str, Any]:
+        return {"best_acc": self.best_acc, "best_epoch": self.best_epoch, "best_state": self.best_state,
+                "evaluations": self.evaluations}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.best_acc, self.best_epoch = state["best_acc"], state["best_epoch"]
+        self.best_state, self.evaluations = state["best_state"], state["evaluations"]
+
 
 class LastEpochLoss(Callback):
     """Mean training loss over the last epoch; stops training at the first non-finite loss."""
@@ -146,6 +162,12 @@ class LastEpochLoss(Callback):
 
     def mean(self) -> float:
         return float(self.total) / self.steps if self.steps else float("nan")
+
+    def state(self) -> dict[str, int]:
+        return {"global_steps": self.global_steps}  # saved between epochs: the epoch's own sums start anew
+
+    def restore(self, state: dict[str, int]) -> None:
+        self.global_steps = state["global_steps"]
 
 
 class Progress(Callback):
@@ -189,6 +211,8 @@ class CpuLoadMeter:
         self.stat_path = stat_path
         self.cores = cores if cores is not None else core_affinity()
         self.load: float | None = None
+        self.other_s: float | None = None
+        self.wall_s = 0.0
 
     def _busy_seconds(self) -> float | None:
         total = 0
@@ -211,13 +235,18 @@ class CpuLoadMeter:
         self._busy, self._own, self._wall = self._busy_seconds(), time.process_time(), time.perf_counter()
         return self
 
+    def so_far(self) -> tuple[float | None, float]:
+        """(CPU seconds other processes used on these cores, wall seconds) since the block began; the
+        first is None where it cannot be read."""
+        busy, wall = self._busy_seconds(), time.perf_counter() - self._wall
+        if busy is None or self._busy is None:
+            return None, wall
+        return max(0.0, busy - self._busy - (time.process_time() - self._own)), wall
+
     def __exit__(self, *exc) -> None:
-        busy = self._busy_seconds()
-        wall = time.perf_counter() - self._wall
-        if busy is None or self._busy is None or wall <= 0:
-            return
-        own = time.process_time() - self._own
-        self.load = max(0.0, (busy - self._busy - own) / wall)
+        self.other_s, self.wall_s = self.so_far()
+        if self.other_s is not None and self.wall_s > 0:
+            self.load = self.other_s / self.wall_s
 
 
 def speed_is_clean(other_load: float | None, threads: int, cores: int) -> bool | None:
@@ -304,6 +333,35 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
     callbacks = [timer, keeper, losses, LRSchedCallback(scheduler)]
     if spec.progress:
         callbacks.append(Progress(say, epochs, len(loader)))
+    rid = run_id(spec.identity())
+    saving = checkpoint_path(spec.checkpoint_dir, rid) if spec.checkpoint_dir is not None else None
+    fingerprint = code_fingerprint() if saving else ""
+    resumed = load_checkpoint(saving, rid, fingerprint, say) if saving else None
+    segments = Segments(resumed["segments"] if resumed else [], _machine(spec))
+    if saving is not None:
+        def snapshot(running: Trainer) -> dict[str, Any]:
+            other, wall = meter.so_far()
+            now = time.perf_counter()
+            return {"run_id": rid, "code": fingerprint, "git_sha": git_state()[0],
+                    "epochs_done": running.cur_epoch_idx, "model": model.trainable_state(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "sampler_epoch": loader.batch_sampler.epoch, "keeper": keeper.state(), "losses": losses.state(),
+                    "timer": timer.state(), "rng": rng_state(device),
+                    "segments": segments.with_current(now - train_start, now - run_start, other, wall,
+                                                      peak_memory_mb(device))}
+
+        callbacks.append(SaveAfterEpochs(saving, spec.checkpoint_every_s, snapshot,
+                                         resumed["epochs_done"] if resumed else 0, resumed and resumed["rng"]))
+    if resumed is not None:
+        model.load_trainable_state(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        loader.batch_sampler.epoch = resumed["sampler_epoch"]
+        keeper.restore(resumed["keeper"])
+        losses.restore(resumed["losses"])
+        timer.restore(resumed["timer"])
+        say(f"    resuming from the checkpoint after epoch {resumed['epochs_done']}/{epochs} "
+            f"(training segment {len(resumed['segments']) + 1})")
     fastnlp_logger.setLevel("ERROR")  # our Progress lines replace fastNLP's per-batch output
     trainer = Trainer(
         model=model, driver="torch", device=spec.device, train_dataloader=loader, optimizers=optimizer,
@@ -311,6 +369,8 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
         metrics={"acc": Accuracy()}, evaluate_every=-1, callbacks=callbacks, progress_bar=None,
         torch_kwargs={"set_grad_to_none": True},
     )
+    if resumed is not None:
+        trainer.cur_epoch_idx = resumed["epochs_done"]  # fastNLP trains the epochs from here to n_epochs
     train_start = time.perf_counter()
     with CpuLoadMeter() as meter:
         trainer.run(num_eval_batch_per_dl=-1, catch_KeyboardInterrupt=False)  # else a Ctrl-C ends training
@@ -327,13 +387,17 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
     if keeper.best_state is not None and keeper.best_epoch != epochs:
         model.load_trainable_state(keeper.best_state)
         best, eval_seconds = _evaluate(model, eval_dl, spec.device, task.num_labels)
-    memory = peak_memory_mb(device)
+    total = Segments.totals(segments.with_current(train_s, time.perf_counter() - run_start, meter.other_s,
+                                                  meter.wall_s, peak_memory_mb(device)))
 
     tokens_run = timer.padded_tokens + timer.samples * model.extra_input_tokens()
     flops_per_s = model.train_flops_per_token() * tokens_run / timer.seconds if timer.seconds else 0.0
     counts = model.parameter_counts()
     collapsed = best["top_share"] >= COLLAPSE_SHARE
-    clean = speed_is_clean(meter.load, spec.threads, available_cores()) if device.type == "cpu" else None
+    load = total["other_cpu_load"]
+    clean = speed_is_clean(load, spec.threads, available_cores()) if device.type == "cpu" else None
+    if not total["one_machine"]:
+        clean = False  # its epochs were timed on different kinds of machine: no one speed to report
     return {
         **counts,
         "trainable_pct": round(100.0 * counts["trainable_params"] / counts["total_params"], 4),
@@ -346,14 +410,20 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
         "train_tokens_per_s": round(timer.tokens_per_s(), 1),
         "train_flops_per_s": round(flops_per_s, 1),
         "eval_samples_per_s": round(len(task.eval) / eval_seconds, 3) if eval_seconds else 0.0,
-        "train_s": round(train_s, 3), "run_s": round(time.perf_counter() - run_start, 2),
-        **memory,
-        "other_cpu_load": "" if meter.load is None else round(meter.load, 3),
-        "speed_clean": "" if clean is None else clean,
+        "train_s": round(total["train_s"], 3), "run_s": round(total["run_s"], 2),
+        **total["peak"],
+        "other_cpu_load": "" if load is None else round(load, 3),
+        "speed_clean": "" if clean is None else clean, "segments": total["segments"],
         "status": "collapsed" if collapsed else "ok",
         "error": (f"predictions collapsed: {best['top_share']:.1%} of eval predictions are one class"
                   if collapsed else ""),
     }
+
+
+def _machine(spec: RunSpec) -> str:
+    """The kind of machine a training segment ran on, as far as its speed goes."""
+    where = accelerator_name(spec.device) or torch.device(spec.device).type
+    return f"{cpu_name()} ({cpu_features()}), {spec.threads} threads, {where}"
 
 
 def hparams_json(spec: RunSpec) -> str:

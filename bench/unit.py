@@ -41,12 +41,15 @@ class RunRequest:
     threads: int = 2
     bucketing: bool = True
     data_dir: str | None = None
+    checkpoint_dir: str | None = None  # epoch checkpoints (bench.checkpoint) go here; None: none
+    checkpoint_every_s: float = 600.0
 
     @classmethod
     def from_spec(cls, spec: Any, data_dir: str | None = None) -> RunRequest:
         v = spec.variant
         return cls(spec.grid, spec.task.name, spec.backbone, v.method, spec.seed, spec.budget.name, v.label,
-                   dict(v.overrides), spec.device, spec.threads, spec.bucketing, data_dir)
+                   dict(v.overrides), spec.device, spec.threads, spec.bucketing, data_dir, spec.checkpoint_dir,
+                   spec.checkpoint_every_s)
 
     @classmethod
     def from_json(cls, text: str) -> RunRequest:
@@ -81,7 +84,8 @@ class RunRequest:
         if key not in _TASKS:
             _TASKS[key] = load_task(self.task, self.data_dir)
         return RunSpec(self.grid, _TASKS[key], self.backbone, Variant(self.method, dict(self.overrides), self.label),
-                       self.seed, BUDGETS[self.budget], self.device, self.threads, self.bucketing, progress=False)
+                       self.seed, BUDGETS[self.budget], self.device, self.threads, self.bucketing, progress=False,
+                       checkpoint_dir=self.checkpoint_dir, checkpoint_every_s=self.checkpoint_every_s)
 
 
 def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str, Any]:

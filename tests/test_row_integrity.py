@@ -146,7 +146,7 @@ def test_a_run_claim_is_exclusive_until_released(tmp_path) -> None:
     second.release()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_an_earlier_schema_is_read_refused_for_append_and_migrated(tmp_path, version: int) -> None:
     path = tmp_path / "runs.csv"
     old = KNOWN_HEADERS[version]
@@ -155,11 +155,11 @@ def test_an_earlier_schema_is_read_refused_for_append_and_migrated(tmp_path, ver
         writer.writeheader()
         writer.writerow({c: "" for c in old} | {"run_id": "old", "status": "ok", "acc": "0.5"})
     before = path.read_bytes()
-    assert read_rows(path)[0]["run_id"] == "old" and read_rows(path)[0]["cpu_features"] == ""
-    with pytest.raises(SchemaError, match=r"without columns .*cpu_features.*python -m bench migrate"):
+    assert read_rows(path)[0]["run_id"] == "old" and read_rows(path)[0]["segments"] == ""
+    with pytest.raises(SchemaError, match=r"without columns .*segments.*python -m bench migrate"):
         append_row(path, row("new"))
     assert path.read_bytes() == before
-    assert f"1 rows upgraded from schema v{version} to v4" in migrate(path)
+    assert f"1 rows upgraded from schema v{version} to v5" in migrate(path)
     assert (tmp_path / f"runs.csv.v{version}.bak").read_bytes() == before
     append_row(path, row("new"))
     rows = read_rows(path)
