@@ -25,8 +25,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.backbones import BackboneError, backbone_spec, unavailable
-from bench.checkpoint import checkpoint_path
-from bench.checkpoint import remove as remove_checkpoint
 from bench.grids import BUDGETS, Grid, GridError
 from bench.results import (
     RunClaim,
@@ -219,6 +217,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
          outcome: GridOutcome, debug: bool, data_dir: str | None, saving: tuple[Path, float] | None) -> None:
     import torch
 
+    from bench.checkpoint import remove as remove_checkpoint
     from bench.train import measure_matmul_peak
     from bench.unit import RunRequest, execute, prime_peak, prime_task
 
@@ -291,6 +290,8 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
 
 def _resume_note(spec, rid: str) -> str:
     """What the next invocation does with an interrupted run: resume it from its checkpoint, or start it again."""
+    from bench.checkpoint import checkpoint_path
+
     if spec.checkpoint_dir is not None and checkpoint_path(spec.checkpoint_dir, rid).exists():
         return f"the next invocation resumes it from its checkpoint {checkpoint_path(spec.checkpoint_dir, rid)}"
     return "the next invocation runs it again"
