@@ -34,12 +34,21 @@ from fastNLP import logger as fastnlp_logger
 
 from bench import IDENTITY_VERSION
 from bench.backbones import load_backbone
-from bench.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fingerprint, rng_state
+from bench.checkpoint import SaveAfterEpochs, Segments, Snapshot, checkpoint_path, code_fingerprint, rng_state
 from bench.checkpoint import load as load_checkpoint
 from bench.data import encode_split, eval_loader, train_loader
 from bench.grids import Budget, Variant
 from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory
-from bench.results import accelerator_name, available_cores, core_affinity, cpu_features, cpu_name, git_state, run_id
+from bench.results import (
+    accelerator_name,
+    available_cores,
+    core_affinity,
+    cpu_features,
+    cpu_name,
+    git_state,
+    machine_of,
+    run_id,
+)
 from bench.tasks import TaskData
 from methods import METHODS
 from methods.base import Method, MethodRefused
@@ -337,31 +346,32 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
     saving = checkpoint_path(spec.checkpoint_dir, rid) if spec.checkpoint_dir is not None else None
     fingerprint = code_fingerprint() if saving else ""
     resumed = load_checkpoint(saving, rid, fingerprint, say) if saving else None
-    segments = Segments(resumed["segments"] if resumed else [], _machine(spec))
+    segments = Segments(resumed.segments if resumed else [], _machine(spec))
     if saving is not None:
-        def snapshot(running: Trainer) -> dict[str, Any]:
+        written_by = git_state()[0]  # read once: a save must not wait on git
+
+        def snapshot(running: Trainer) -> Snapshot:
             other, wall = meter.so_far()
             now = time.perf_counter()
-            return {"run_id": rid, "code": fingerprint, "git_sha": git_state()[0],
-                    "epochs_done": running.cur_epoch_idx, "model": model.trainable_state(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "sampler_epoch": loader.batch_sampler.epoch, "keeper": keeper.state(), "losses": losses.state(),
-                    "timer": timer.state(), "rng": rng_state(device),
-                    "segments": segments.with_current(now - train_start, now - run_start, other, wall,
-                                                      peak_memory_mb(device))}
+            return Snapshot(run_id=rid, code=fingerprint, git_sha=written_by, epochs_done=running.cur_epoch_idx,
+                            model=model.trainable_state(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), sampler_epoch=loader.batch_sampler.epoch,
+                            keeper=keeper.state(), losses=losses.state(), timer=timer.state(), rng=rng_state(device),
+                            segments=segments.with_current(now - train_start, now - run_start, other, wall,
+                                                           peak_memory_mb(device)))
 
         callbacks.append(SaveAfterEpochs(saving, spec.checkpoint_every_s, snapshot,
-                                         resumed["epochs_done"] if resumed else 0, resumed and resumed["rng"]))
+                                         resumed.epochs_done if resumed else 0, resumed.rng if resumed else None))
     if resumed is not None:
-        model.load_trainable_state(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        loader.batch_sampler.epoch = resumed["sampler_epoch"]
-        keeper.restore(resumed["keeper"])
-        losses.restore(resumed["losses"])
-        timer.restore(resumed["timer"])
-        say(f"    resuming from the checkpoint after epoch {resumed['epochs_done']}/{epochs} "
-            f"(training segment {len(resumed['segments']) + 1})")
+        model.load_trainable_state(resumed.model)
+        optimizer.load_state_dict(resumed.optimizer)
+        scheduler.load_state_dict(resumed.scheduler)
+        loader.batch_sampler.epoch = resumed.sampler_epoch
+        keeper.restore(resumed.keeper)
+        losses.restore(resumed.losses)
+        timer.restore(resumed.timer)
+        say(f"    resuming from the checkpoint after epoch {resumed.epochs_done}/{epochs} "
+            f"(training segment {len(resumed.segments) + 1})")
     fastnlp_logger.setLevel("ERROR")  # our Progress lines replace fastNLP's per-batch output
     trainer = Trainer(
         model=model, driver="torch", device=spec.device, train_dataloader=loader, optimizers=optimizer,
@@ -370,7 +380,7 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
         torch_kwargs={"set_grad_to_none": True},
     )
     if resumed is not None:
-        trainer.cur_epoch_idx = resumed["epochs_done"]  # fastNLP trains the epochs from here to n_epochs
+        trainer.cur_epoch_idx = resumed.epochs_done  # fastNLP trains the epochs from here to n_epochs
     train_start = time.perf_counter()
     with CpuLoadMeter() as meter:
         trainer.run(num_eval_batch_per_dl=-1, catch_KeyboardInterrupt=False)  # else a Ctrl-C ends training
@@ -422,8 +432,8 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
 
 def _machine(spec: RunSpec) -> str:
     """The kind of machine a training segment ran on, as far as its speed goes."""
-    where = accelerator_name(spec.device) or torch.device(spec.device).type
-    return f"{cpu_name()} ({cpu_features()}), {spec.threads} threads, {where}"
+    kind = machine_of({"cpu": cpu_name(), "cpu_features": cpu_features()})  # the CPU as rows name it
+    return f"{kind}, {spec.threads} threads, {accelerator_name(spec.device) or torch.device(spec.device).type}"
 
 
 def hparams_json(spec: RunSpec) -> str:

@@ -53,16 +53,17 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, mo
         stop_after_saving(patch, epoch=2)
         with pytest.raises(KeyboardInterrupt):
             run_one(spec, say=lambda _: None)
-    saved = torch.load(checkpoint_path(tmp_path, run_id(spec.identity())), weights_only=False)
+    saved = checkpoint.read_payload(checkpoint_path(tmp_path, run_id(spec.identity())))
     assert saved["epochs_done"] == 2 and len(saved["segments"]) == 1
     lines: list[str] = []
+    monkeypatch.setattr("bench.train.speed_is_clean", lambda *args: True)  # a quiet machine, whatever ran beside
     resumed = run_one(spec, say=lines.append)
     expected = f"resuming from the checkpoint after epoch 2/{straight['epochs']} (training segment 2)"
     assert any(expected in line for line in lines), lines
     assert {k: resumed[k] for k in SAME} == {k: straight[k] for k in SAME}
     assert straight["segments"] == 1 and resumed["segments"] == 2
     assert resumed["train_s"] > saved["segments"][0]["train_s"]  # the first segment's time counts too
-    assert resumed["speed_clean"] in (True, False)  # one kind of machine: judged by load, as always
+    assert resumed["speed_clean"] is True  # both segments on one kind of machine: judged by load alone
 
 
 def test_a_run_resumed_on_another_kind_of_machine_has_no_clean_speed(tmp_path, monkeypatch) -> None:
@@ -72,7 +73,7 @@ def test_a_run_resumed_on_another_kind_of_machine_has_no_clean_speed(tmp_path, m
         with pytest.raises(KeyboardInterrupt):
             run_one(spec, say=lambda _: None)
     path = checkpoint_path(tmp_path, run_id(spec.identity()))
-    saved = torch.load(path, weights_only=False)
+    saved = checkpoint.read_payload(path)
     saved["segments"][0]["machine"] = "Some Other CPU (avx2), 1 threads, cpu"
     torch.save(saved, path)
     monkeypatch.setattr("bench.train.speed_is_clean", lambda *args: True)  # however quiet the machine was
@@ -109,8 +110,100 @@ def test_a_checkpoint_of_other_code_or_another_run_or_unreadable_is_set_aside(tm
     assert "cannot be read" in said[-1] and (tmp_path / "abc.pt.unused-3").exists()
 
     checkpoint.save(path, {"run_id": "abc", "code": code_fingerprint()})
-    assert checkpoint.load(path, "abc", code_fingerprint(), said.append)["run_id"] == "abc"
+    assert checkpoint.load(path, "abc", code_fingerprint(), said.append) is None
+    assert "not a whole checkpoint" in said[-1] and (tmp_path / "abc.pt.unused-4").exists()
+
+    checkpoint.save(path, snapshot("abc", code_fingerprint()))
+    assert checkpoint.load(path, "abc", code_fingerprint(), said.append).run_id == "abc"
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic save leaves no temporary file
+
+
+def snapshot(rid: str, code: str) -> checkpoint.Snapshot:
+    return checkpoint.Snapshot(run_id=rid, code=code, git_sha="feedbeef", epochs_done=1,
+                               model={"w": torch.ones(2)}, optimizer={}, scheduler={}, sampler_epoch=1,
+                               keeper={}, losses={}, timer={}, rng=checkpoint.rng_state(torch.device("cpu")),
+                               segments=[])
+
+
+class RunsCode:
+    """Unpickling this runs a shell command that creates ``marker``: what a crafted checkpoint does."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def crafted_files(marker: Path) -> dict[str, bytes]:
+    """Files that run code when unpickled: a torch.save zip archive and a bare pickle."""
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    torch.save({"format": checkpoint.FORMAT, "run_id": "abc", "evil": RunsCode(marker)}, buffer)
+    return {"torch zip": buffer.getvalue(), "bare pickle": pickle.dumps(RunsCode(marker))}
+
+
+@pytest.mark.parametrize("kind", ["torch zip", "bare pickle"])
+def test_a_crafted_checkpoint_runs_nothing_and_is_set_aside_as_unsafe(tmp_path, kind) -> None:
+    marker = tmp_path / "marker"
+    path = tmp_path / "abc.pt"
+    path.write_bytes(crafted_files(marker)[kind])
+    said: list[str] = []
+    assert checkpoint.load(path, "abc", code_fingerprint(), said.append) is None
+    assert not marker.exists()
+    assert "unsafe or foreign" in said[-1] and "nothing in it was run" in said[-1], said
+    assert not path.exists() and (tmp_path / "abc.pt.unused-1").exists()
+
+
+def test_a_run_finding_a_crafted_checkpoint_trains_from_the_start_and_runs_nothing(tmp_path) -> None:
+    marker = tmp_path / "marker"
+    spec = smoke_spec("prompt", tmp_path / "checkpoints")
+    path = checkpoint_path(tmp_path / "checkpoints", run_id(spec.identity()))
+    path.parent.mkdir()
+    path.write_bytes(crafted_files(marker)["torch zip"])
+    said: list[str] = []
+    row = run_one(spec, say=said.append)
+    assert not marker.exists() and row["status"] in ("ok", "collapsed") and row["segments"] == 1
+    assert any("unsafe or foreign" in line for line in said), said
+
+
+def copy_of_the_code(tmp_path: Path) -> Path:
+    import shutil
+
+    for package in ("bench", "methods"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_the_fingerprint_covers_the_training_code_and_not_the_report_or_the_cli(tmp_path) -> None:
+    root = copy_of_the_code(tmp_path)
+    written = code_fingerprint(root)
+    assert written == code_fingerprint()
+    for unrelated in ("bench/report.py", "bench/__main__.py", "bench/compare.py", "bench/runner.py"):
+        with (root / unrelated).open("a") as handle:
+            handle.write("\n# a change that decides no number\n")
+    assert code_fingerprint(root) == written
+    for deciding in ("bench/train.py", "bench/data.py", "methods/prefix.py", "bench/measure.py"):
+        copy = copy_of_the_code(tmp_path / deciding.replace("/", "-"))
+        with (copy / deciding).open("a") as handle:
+            handle.write("\n# a change to what decides the numbers\n")
+        assert code_fingerprint(copy) != written, deciding
+
+
+def test_a_report_only_change_keeps_a_checkpoint_resumable_and_a_loop_change_does_not(tmp_path) -> None:
+    root = copy_of_the_code(tmp_path / "code")
+    path = tmp_path / "abc.pt"
+    checkpoint.save(path, snapshot("abc", code_fingerprint(root)))
+    with (root / "bench/report.py").open("a") as handle:
+        handle.write("\n# the report changed\n")
+    said: list[str] = []
+    assert checkpoint.load(path, "abc", code_fingerprint(root), said.append).epochs_done == 1 and not said
+    with (root / "methods/prefix.py").open("a") as handle:
+        handle.write("\n# a method changed\n")
+    assert checkpoint.load(path, "abc", code_fingerprint(root), said.append) is None
+    assert "written by other training code" in said[-1] and "feedbeef" in said[-1]
 
 
 def test_segments_add_up_and_compare_machines() -> None:
