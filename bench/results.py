@@ -5,12 +5,20 @@ One run = one row, and a row is written whole or not at all:
 * ``append_row`` takes an inter-process lock (``filelock``, on ``<file>.lock``), writes the header only
   into an empty file, and writes the row in one ``O_APPEND`` write followed by ``fsync``. If the write
   fails part-way (a full disk), the file is cut back to its previous length, so no half row is left.
-* A damaged last record (no final newline, a cut-off row, a row glued to another: a killed writer of an
-  older version, an editor) is detected before appending, reported with its byte offset and moved aside
-  into ``<file>.damaged`` (appended there, never dropped), so the next row is never glued onto it.
+* Every column has a domain (``DOMAINS``: accuracies in [0, 1], counts and times finite and not
+  negative, ``hparams`` a JSON object, a known status; ``acc`` present in a finished row). A row outside
+  them is refused on write (``RowError``) and is a damaged record on read, as a cut or glued one is.
+* A damaged last record (no final newline, a cut-off row, a row glued to another, a value outside its
+  domain: a killed writer of an older version, an editor) is detected before appending, reported with
+  its byte offset and moved aside into ``<file>.damaged`` (appended there, never dropped), so the next
+  row is never glued onto it.
 * ``read_rows`` skips damaged records anywhere in a file with a warning naming the byte offset; it
   reads files of this schema and of earlier versions of it (columns added later read as empty).
-  ``migrate`` upgrades an earlier-version file once (atomically, keeping a backup).
+  ``migrate`` upgrades an earlier-version file once (atomically, keeping a backup, and keeping its
+  damaged records in ``<file>.damaged``).
+* ``finished_rows`` (the grid's look-up before each run) and the append's damage check read only what
+  was appended since this process last read the file (``_indexed``), so a run costs the same at 50,000
+  rows as at 100 (``python -m benchmarks.append_cost``); a file rewritten otherwise is read whole again.
 * ``claim_run`` takes a per-run lock so two processes running the same grid never run the same run
   twice; together with re-reading the file under the claim, a run is recorded once.
 
