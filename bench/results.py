@@ -17,8 +17,9 @@ One run = one row, and a row is written whole or not at all:
   ``migrate`` upgrades an earlier-version file once (atomically, keeping a backup, and keeping its
   damaged records in ``<file>.damaged``).
 * ``finished_rows`` (the grid's look-up before each run) and the append's damage check read only what
-  was appended since this process last read the file (``_indexed``), so a run costs the same at 50,000
-  rows as at 100 (``python -m benchmarks.append_cost``); a file rewritten otherwise is read whole again.
+  was appended since this process last read the file (``_indexed``; its first read is of the whole
+  file), so a run costs the same at 50,000 rows as at 100 (``python -m benchmarks.append_cost``); a file
+  rewritten otherwise is read whole again.
 * ``claim_run`` takes a per-run lock so two processes running the same grid never run the same run
   twice; together with re-reading the file under the claim, a run is recorded once.
 
