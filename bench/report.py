@@ -11,8 +11,9 @@ fresh temporary folder first (a new ``out_dir`` is then renamed into place whole
 lists the files the harness wrote there. Files it listed that are no longer generated are removed,
 listed ones are replaced (each with an atomic ``os.replace``; on any error the ones already replaced
 are put back), and a new file that would overwrite an unlisted one is refused before anything changes.
-The installing is ``bench.report_install``'s job. A missing results folder, or one without CSVs, is refused too, so a
-typo in ``--results-dir`` cannot replace the reports with an empty set.
+The installing is ``bench.report_install``'s job. A missing results folder, one without CSVs, or one whose
+CSVs hold no valid row (empty, header-only, damaged throughout) is refused too, so a typo in
+``--results-dir`` cannot replace the reports with an empty set.
 
 Aggregation: of rows sharing a ``run_id`` (a ``--rerun``) only the last counts; runs with
 ``status == ok`` make the means (mean ± sample std over seeds, medians for
@@ -688,7 +689,7 @@ def _render(rows: pd.DataFrame, dest: Path) -> list[str]:
 
 
 def _load_checked(results_dir: Path) -> pd.DataFrame:
-    """``load_results``, after refusing a results folder that is missing or holds no CSV (a typo in
+    """``load_results``, refusing a results folder that is missing, holds no CSV or no valid row (a typo in
     ``--results-dir`` must not turn into an empty report that replaces the real ones)."""
     results_dir = Path(results_dir)
     hint = "pass --results-dir with the folder holding the results CSVs"
@@ -699,13 +700,18 @@ def _load_checked(results_dir: Path) -> pd.DataFrame:
     if not any(results_dir.glob("**/*.csv")):
         raise ReportError(f"results folder '{results_dir}' holds no *.csv files, and an empty report would "
                           f"replace the existing one; {hint}")
-    return load_results(results_dir)
+    rows = load_results(results_dir)
+    if rows.empty:
+        raise ReportError(f"results folder '{results_dir}' holds no valid row (its CSVs are empty, header-only or "
+                          f"damaged throughout), and an empty report would replace the existing one; nothing was "
+                          f"changed; {hint}")
+    return rows
 
 
 def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     """Render the reports into a temporary folder and swap them into ``out_dir``; returns the files written.
 
-    Raises ``ReportError`` (one line) for a missing or CSV-less results folder, a file in ``out_dir`` that
+    Raises ``ReportError`` (one line) for a missing results folder, one without a valid row, a file in ``out_dir`` that
     the harness did not write but would overwrite, or an OS error (``out_dir`` is then left as it was)."""
     rows = _load_checked(results_dir)
     out_dir = Path(out_dir)

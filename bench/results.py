@@ -5,12 +5,21 @@ One run = one row, and a row is written whole or not at all:
 * ``append_row`` takes an inter-process lock (``filelock``, on ``<file>.lock``), writes the header only
   into an empty file, and writes the row in one ``O_APPEND`` write followed by ``fsync``. If the write
   fails part-way (a full disk), the file is cut back to its previous length, so no half row is left.
-* A damaged last record (no final newline, a cut-off row, a row glued to another: a killed writer of an
-  older version, an editor) is detected before appending, reported with its byte offset and moved aside
-  into ``<file>.damaged`` (appended there, never dropped), so the next row is never glued onto it.
+* Every column has a domain (``DOMAINS``: accuracies in [0, 1], counts and times finite and not
+  negative, ``hparams`` a JSON object, a known status; ``acc`` present in a finished row). A row outside
+  them is refused on write (``RowError``) and is a damaged record on read, as a cut or glued one is.
+* A damaged last record (no final newline, a cut-off row, a row glued to another, a value outside its
+  domain: a killed writer of an older version, an editor) is detected before appending, reported with
+  its byte offset and moved aside into ``<file>.damaged`` (appended there, never dropped), so the next
+  row is never glued onto it.
 * ``read_rows`` skips damaged records anywhere in a file with a warning naming the byte offset; it
   reads files of this schema and of earlier versions of it (columns added later read as empty).
-  ``migrate`` upgrades an earlier-version file once (atomically, keeping a backup).
+  ``migrate`` upgrades an earlier-version file once (atomically, keeping a backup, and keeping its
+  damaged records in ``<file>.damaged``).
+* ``finished_rows`` (the grid's look-up before each run) and the append's damage check read only what
+  was appended since this process last read the file (``_indexed``; its first read is of the whole
+  file), so a run costs the same at 50,000 rows as at 100 (``python -m benchmarks.append_cost``); a file
+  rewritten otherwise is read whole again.
 * ``claim_run`` takes a per-run lock so two processes running the same grid never run the same run
   twice; together with re-reading the file under the claim, a run is recorded once.
 
@@ -27,6 +36,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -78,11 +88,92 @@ KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 4: [c for c in COLUMNS if c not in ADD
                  2: [c for c in COLUMNS if c not in ADDED_IN_V3 + ADDED_IN_V4 + ADDED_IN_V5],
                  1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3 + ADDED_IN_V4 + ADDED_IN_V5]}
 STATUSES = ("ok", "failed", "collapsed")
+FINISHED = ("ok", "collapsed")  # a run with one of these statuses is not run again
 LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 
 
 class SchemaError(RuntimeError):
     """A results file cannot be read, appended to or written as this schema; the message says why."""
+
+
+class RowError(SchemaError, ValueError):
+    """A row with a value outside its column's domain: refused on write (a ValueError, as other bad rows
+    are), and a damaged record on read."""
+
+
+# --- the domain of each column: what a row may hold, checked alike on write and on read -----------------
+@dataclass(frozen=True)
+class Domain:
+    """The values a column may hold: a finite number within [low, high] (a whole one with ``integer``),
+    one of ``choices``, or a JSON object; empty is allowed unless the column is required."""
+
+    kind: str  # "number", "choice" or "json"
+    low: float = 0.0
+    high: float = math.inf
+    integer: bool = False
+    choices: tuple[str, ...] = ()
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` (not empty) is outside the domain, or None."""
+        if self.kind == "choice":
+            return None if text in self.choices else f"is not one of {', '.join(self.choices)}"
+        if self.kind == "json":
+            try:
+                return None if isinstance(json.loads(text), dict) else "is not a JSON object"
+            except ValueError:
+                return "is not valid JSON"
+        try:
+            value = float(text)
+        except ValueError:
+            return "is not a number"
+        if not math.isfinite(value):
+            return "is not a finite number"
+        if self.integer and not value.is_integer():
+            return "is not a whole number"
+        if not self.low <= value <= self.high:
+            return f"is outside [{self.low:g}, {self.high:g}]"
+        return None
+
+
+_FRACTION = Domain("number", high=1.0)  # accuracies and shares of the eval split
+_COUNT = Domain("number", integer=True)
+_AMOUNT = Domain("number")  # times, speeds, memory, a loss: finite and not negative
+_FLAG = Domain("choice", choices=("true", "false"))
+DOMAINS: dict[str, Domain] = {
+    "schema_version": Domain("number", low=1, high=SCHEMA_VERSION, integer=True),
+    "seed": _COUNT, "hparams": Domain("json"), "git_dirty": _FLAG,
+    **dict.fromkeys(("total_params", "trainable_params", "trainable_params_excl_head", "best_epoch", "epochs",
+                     "n_train", "n_select", "n_eval"), _COUNT),
+    "trainable_pct": Domain("number", high=100.0),
+    **dict.fromkeys(("acc", "acc_last", "acc_select", "majority_rate", "pred_majority_share"), _FRACTION),
+    **dict.fromkeys(("train_loss", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
+                     "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
+                     "peak_cuda_mem_mb", "other_cpu_load"), _AMOUNT),
+    "speed_clean": _FLAG, "segments": Domain("number", low=1, integer=True),
+    "threads": Domain("number", low=1, integer=True), "status": Domain("choice", choices=STATUSES),
+}
+NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in DOMAINS and DOMAINS[c].kind == "number")
+REQUIRED = ("run_id", "status")  # in every row
+REQUIRED_WHEN_FINISHED = ("acc",)  # in every ok or collapsed row: what the report averages
+
+
+def row_problem(values: dict[str, str]) -> str | None:
+    """Why a row (its columns as written in the CSV) is outside the schema's domains, or None. Columns
+    the row lacks (an earlier schema version) are not checked."""
+    finished = values.get("status") in FINISHED
+    for column in COLUMNS:
+        if column not in values:
+            continue
+        text = values[column]
+        if text == "":
+            if column in REQUIRED or (finished and column in REQUIRED_WHEN_FINISHED):
+                return f"{column} is empty" + (f" in a {values['status']} row" if column not in REQUIRED else "")
+            continue
+        domain = DOMAINS.get(column)
+        why = domain.problem(text) if domain else None
+        if why:
+            return f"{column} '{text[:20]}' {why}"
+    return None
 
 
 def run_id(identity: dict[str, Any]) -> str:
@@ -178,17 +269,15 @@ def check_schema(path: Path, writable: bool = False) -> None:
             f"{path.name}.v{version}.bak)")
 
 
-def _damage(record: Record, width: int) -> str | None:
-    """Why ``record`` is not a whole row of ``width`` columns, or None."""
+def _damage(record: Record, header: list[str]) -> str | None:
+    """Why ``record`` is not a whole row under ``header`` with every value in its column's domain, or None."""
     if not record.terminated:
         return "the last line has no newline (cut off by a killed writer or a full disk)"
     if not record.utf8:
         return "bytes that are not UTF-8 (a damaged disk or an editor)"
-    if len(record.fields) != width:
-        return f"{len(record.fields)} fields where the header has {width} (a cut or glued row)"
-    if record.fields[-2] not in STATUSES:  # status is the second-to-last column in every version
-        return f"status '{record.fields[-2][:20]}' is not one of {', '.join(STATUSES)}"
-    return None
+    if len(record.fields) != len(header):
+        return f"{len(record.fields)} fields where the header has {len(header)} (a cut or glued row)"
+    return row_problem(dict(zip(header, record.fields, strict=True)))
 
 
 def read_rows(path: Path, warn: Callable[[str], None] | None = None) -> list[dict[str, str]]:
@@ -202,32 +291,133 @@ def read_rows(path: Path, warn: Callable[[str], None] | None = None) -> list[dic
 
 def parse_rows(data: bytes, source: Path | str, warn: Callable[[str], None] | None = None) -> list[dict[str, str]]:
     """``read_rows`` for the bytes of a results CSV (a file, or a version of it from git) named ``source``."""
+    warn = warn or (lambda text: print(text, file=sys.stderr))
+    rows, damaged = _scan(data, source)
+    for record, why in damaged:
+        warn(f"warning: {source}: damaged record at byte {record.offset} skipped: {why}")
+    return rows
+
+
+def _scan(data: bytes, source: Path | str) -> tuple[list[dict[str, str]], list[tuple[Record, str]]]:
+    """The whole rows of a results CSV's bytes (every current column), and its damaged records with why."""
     if not data:
-        return []
+        return [], []
     header = _header_of(source, data)
     _version(source, header)
-    warn = warn or (lambda text: print(text, file=sys.stderr))
-    rows = []
+    rows, damaged = [], []
     for record in list(_records(data))[1:]:
         if not record.fields:
             continue  # a blank line
-        why = _damage(record, len(header))
+        why = _damage(record, header)
         if why:
-            warn(f"warning: {source}: damaged record at byte {record.offset} skipped: {why}")
+            damaged.append((record, why))
             continue
         values = dict(zip(header, record.fields, strict=True))
         rows.append({c: values.get(c, "") for c in COLUMNS})
-    return rows
+    return rows, damaged
+
+
+@dataclass
+class _Index:
+    """What this process has read of one results file: its finished rows up to byte ``end`` (just past a
+    whole record), where its last record there starts and why it is damaged (None: whole), where a cut
+    record after ``end`` starts (None: there is none), and what shows the file was only appended to since."""
+
+    inode: tuple[int, int]
+    header: bytes
+    end: int
+    before_end: bytes  # the file's bytes [end - len(before_end), end)
+    rows: dict[str, dict[str, str]]
+    last: tuple[int, str | None] | None = None
+    cut: int | None = None
+
+
+_INDEXES: dict[str, _Index] = {}
+CHECKED_BYTES = 64 * 1024  # of the bytes before ``end``: all of a smaller file
 
 
 def finished_rows(path: Path, warn: Callable[[str], None] | None = None) -> dict[str, dict[str, str]]:
     """The latest row of each run recorded as finished (ok or collapsed), by run id; failed runs are
-    not finished, so they are retried."""
-    return {r["run_id"]: r for r in read_rows(path, warn) if r["status"] in ("ok", "collapsed")}
+    not finished, so they are retried. Damaged records are skipped with a warning naming their offset.
+
+    A grid asks before every run, so this process remembers what it read (``_indexed``) and reads only
+    what was appended since."""
+    warn = warn or (lambda text: print(text, file=sys.stderr))
+    index = _indexed(path, warn)
+    if index is None:
+        return {}
+    if index.cut is not None:
+        warn(f"warning: {path}: damaged record at byte {index.cut} skipped: the last line has no newline (cut off "
+             "by a killed writer or a full disk)")
+    return dict(index.rows)
+
+
+def _indexed(path: Path, warn: Callable[[str], None]) -> _Index | None:
+    """``path``'s index, brought up to date by reading what was appended since this process last read it:
+    when it is the same file (device and inode), with the same header and the same bytes just before where
+    reading stopped (all of them in a file under 64 KiB). A file rewritten otherwise (``migrate``, an
+    editor's save, a damaged record set aside) is read whole again. None when there is no file."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SchemaError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    with handle:
+        stat = os.fstat(handle.fileno())
+        header = handle.readline()
+        key = str(path.resolve())
+        index = _INDEXES.get(key)
+        if index is None or not _unchanged(handle, index, (stat.st_dev, stat.st_ino), header, stat.st_size):
+            index = _Index((stat.st_dev, stat.st_ino), header, 0, b"", {})
+        start = index.end or len(header)
+        handle.seek(start)
+        _index_more(index, handle.read(stat.st_size - start), start, path, warn)
+        handle.seek(max(0, index.end - CHECKED_BYTES))
+        index.before_end = handle.read(index.end - max(0, index.end - CHECKED_BYTES))
+    _INDEXES[key] = index
+    return index
+
+
+def _unchanged(handle, index: _Index, inode: tuple[int, int], header: bytes, size: int) -> bool:
+    """Whether the open file is ``index``'s, only appended to since."""
+    if index.inode != inode or index.header != header or size < index.end:
+        return False
+    handle.seek(index.end - len(index.before_end))
+    return handle.read(len(index.before_end)) == index.before_end
+
+
+def _index_more(index: _Index, data: bytes, start: int, path: Path, warn: Callable[[str], None]) -> None:
+    """Add the records in ``data`` (the file's bytes from ``start``, a record boundary) to ``index``, up
+    to its last whole record: a cut one (no newline, or a quoted field left open) is read again next
+    time, as a writer may still be writing it."""
+    index.end, index.cut = start, None
+    if not index.header:
+        return
+    header = _header_of(path, index.header)
+    _version(path, header)
+    for record in _records(data):
+        text = data[record.offset:record.end]
+        if not record.terminated or (not record.fields and text.strip()):
+            index.cut = start + record.offset
+            return
+        index.end = start + record.end
+        if not record.fields:
+            continue  # a blank line
+        why = _damage(record, header)
+        index.last = (start + record.offset, why)
+        if why:
+            warn(f"warning: {path}: damaged record at byte {start + record.offset} skipped: {why}")
+            continue
+        values = dict(zip(header, record.fields, strict=True))
+        if values["status"] in FINISHED:
+            index.rows[values["run_id"]] = {c: values.get(c, "") for c in COLUMNS}
 
 
 # --- writing ----------------------------------------------------------------------------------------
 def format_row(row: dict[str, Any]) -> dict[str, str]:
+    """``row`` as the CSV's strings; ValueError (``RowError`` for a value outside its column's domain)
+    for a row the file must not take."""
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
         raise ValueError(f"row has columns outside the schema: {unknown}")
@@ -243,39 +433,51 @@ def format_row(row: dict[str, Any]) -> dict[str, str]:
         elif value is None:
             value = ""
         out[column] = str(value)
+    why = row_problem(out)
+    if why:
+        raise RowError(f"row {out['run_id'] or '(no run_id)'} not written: {why}")
     return out
 
 
 def _lock(path: Path) -> FileLock:
-    return FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    """The file's inter-process lock; OSError at once when its lock file cannot be made (a read-only
+    folder), where filelock would wait out its timeout."""
+    lock = Path(str(path) + ".lock")
+    lock.touch()
+    return FileLock(str(lock), timeout=LOCK_TIMEOUT_S)
 
 
 def _set_aside_damaged_tail(path: Path, say: Callable[[str], None]) -> None:
     """Move a damaged last record into ``<file>.damaged`` and cut the file back to its last whole row.
-    Called with the file's lock held."""
-    data = _read_bytes(path)
-    records = list(_records(data))
-    if len(records) < 2:
-        if records and not records[0].terminated:  # a header without its newline: complete it
-            with path.open("ab") as handle:
-                handle.write(b"\n")
+    Called with the file's lock held; reads only what this process has not read of the file yet."""
+    with path.open("rb") as handle:
+        first = handle.readline()
+    if not first.endswith(b"\n"):  # a header without its newline: complete it
+        with path.open("ab") as handle:
+            handle.write(b"\n")
         return
-    last = records[-1]
-    why = _damage(last, len(records[0].fields))
-    if why is None:
+    index = _indexed(path, warn=lambda _: None)  # a damaged record is warned of where it is used, or moved here
+    if index is None:
         return
-    aside = path.with_name(path.name + ".damaged")
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    with aside.open("ab") as handle:
-        handle.write(f"# {stamp}: from {path.name}, bytes {last.offset}-{len(data)}: {why}\n".encode())
-        handle.write(data[last.offset:] + (b"" if data.endswith(b"\n") else b"\n"))
-        handle.flush()
-        os.fsync(handle.fileno())
+    if index.cut is not None:
+        start, why = index.cut, "the last line has no newline (cut off by a killed writer or a full disk)"
+    elif index.last is not None and index.last[1] is not None:
+        start, why = index.last
+    else:
+        return
+    with path.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read()
+    if index.cut is not None and data.endswith(b"\n"):
+        why = "a quoted field left open (a row cut off inside it)"
+    aside = _keep_damaged(path, data, [(Record(0, len(data), [], data.endswith(b"\n")), why)],
+                          "set aside before an append", base=start)
     with path.open("r+b") as handle:
-        handle.truncate(last.offset)
+        handle.truncate(start)
         handle.flush()
         os.fsync(handle.fileno())
-    say(f"warning: {path}: damaged last record at byte {last.offset} ({why}) moved to {aside}")
+    _INDEXES.pop(str(path.resolve()), None)  # read again next time: cut back, the file is not only appended to
+    say(f"warning: {path}: damaged last record at byte {start} ({why}) moved to {aside}")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -322,30 +524,65 @@ def append_row(path: Path, row: dict[str, Any], say: Callable[[str], None] | Non
 def migrate(path: Path) -> str:
     """Upgrade a results file of an earlier schema version to the current one (new columns empty).
     Atomic (a temporary file renamed over it) and under the file's lock; the original is kept as
-    ``<file>.v<N>.bak``. Returns a one-line summary."""
-    with _lock(path):
-        data = _read_bytes(path)
-        version = _version(path, _header_of(path, data))
-        if version == SCHEMA_VERSION:
-            return f"{path} already has the current schema (v{version}); nothing to do"
-        rows = read_rows(path)
+    ``<file>.v<N>.bak``, and its damaged records, which the upgraded file cannot hold, are kept as they
+    were in ``<file>.damaged``. Returns a one-line summary; SchemaError (one line) when it cannot, the
+    file then as it was."""
+    try:
+        with _lock(path):
+            return _migrate(path)
+    except Timeout:
+        raise SchemaError(f"cannot migrate {path}: its lock {path}.lock was held for {LOCK_TIMEOUT_S:.0f} s by "
+                          "another process; the file is as it was") from None
+    except OSError as exc:
+        raise SchemaError(f"cannot migrate {path}: {exc.strerror or exc}"
+                          f"{f' ({exc.filename})' if exc.filename else ''}; the file is as it was") from None
+
+
+def _migrate(path: Path) -> str:
+    data = _read_bytes(path)
+    version = _version(path, _header_of(path, data))
+    if version == SCHEMA_VERSION:
+        return f"{path} already has the current schema (v{version}); nothing to do"
+    rows, damaged = _scan(data, path)
+    tmp = path.with_name(f".{path.name}.migrating-{os.getpid()}")
+    try:  # every write that can fail comes before the rename, so a failure leaves the file as it was
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
         backup = path.with_name(f"{path.name}.v{version}.bak")
         if backup.exists():  # never overwrite an earlier backup
             backup = path.with_name(f"{path.name}.v{version}.{dt.datetime.now():%Y%m%d-%H%M%S}.bak")
         shutil.copy2(path, backup)
-        tmp = path.with_name(f".{path.name}.migrating-{os.getpid()}")
-        try:
-            with tmp.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(rows)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        aside = _keep_damaged(path, data, damaged, f"schema v{version}, kept by migrate")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    kept = (f"; {len(damaged)} damaged record(s) (at byte {', '.join(str(r.offset) for r, _ in damaged)}) kept as "
+            f"they were in {aside}") if damaged else ""
     return (f"{path}: {len(rows)} rows upgraded from schema v{version} to v{SCHEMA_VERSION}; original kept "
-            f"as {backup}")
+            f"as {backup}{kept}")
+
+
+def _keep_damaged(path: Path, data: bytes, damaged: list[tuple[Record, str]], note: str, base: int = 0) -> Path:
+    """Append the bytes of ``damaged`` records of ``data`` (the bytes of the file ``path`` from offset
+    ``base``) to ``<file>.damaged``, each after a comment line saying where it came from and why; returns
+    that file."""
+    aside = path.with_name(path.name + ".damaged")
+    if not damaged:
+        return aside
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with aside.open("ab") as handle:
+        for record, why in damaged:
+            raw = data[record.offset:record.end]
+            where = f"bytes {base + record.offset}-{base + record.end}"
+            handle.write(f"# {stamp}: from {path.name} ({note}), {where}: {why}\n".encode())
+            handle.write(raw + (b"" if raw.endswith(b"\n") else b"\n"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return aside
 
 
 class RunClaim:

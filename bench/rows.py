@@ -1,8 +1,8 @@
 """Result rows as a table, the one way the report and ``compare`` load and filter them.
 
-* ``as_frame(rows)``: rows from ``bench.results`` (damaged records already skipped) as a DataFrame with
-  numeric columns typed, where a later row with the same ``run_id`` (a ``--rerun``) supersedes the
-  earlier one (the CSV keeps both as history).
+* ``as_frame(rows)``: rows from ``bench.results`` (damaged records, values outside their column's domain
+  included, already skipped) as a DataFrame with numeric columns typed, where a later row with the same
+  ``run_id`` (a ``--rerun``) supersedes the earlier one (the CSV keeps both as history).
 * ``clean_speed(frame)``: the rows whose speed was measured on a quiet machine.
 * ``speed_cpu(frame)``: the one machine kind whose runs give a set of rows its speeds: speeds measured
   on different CPUs, or different GPUs, are never pooled. A row's kind (the derived ``machine``
@@ -17,13 +17,11 @@ import json
 
 import pandas as pd
 
-from bench.results import COLUMNS, machine_of
+from bench.results import COLUMNS, NUMBER_COLUMNS, machine_of
 
-NUMERIC = ["seed", "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct", "train_loss",
-           "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share", "n_train",
-           "n_select", "n_eval", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
-           "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
-           "peak_cuda_mem_mb", "other_cpu_load", "threads"]
+# Typed as numbers: the number columns of the schema (``bench.results.DOMAINS``), except the version (read
+# as text: "1") and ``segments`` (a count the report does not use).
+NUMERIC = [c for c in NUMBER_COLUMNS if c not in ("schema_version", "segments")]
 
 
 def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
