@@ -55,7 +55,11 @@ def committed_csvs(against: Path) -> list[Path]:
                         "(default results/) or one CSV file")
     paths = [against] if not against.is_dir() else sorted(against.glob("**/*.csv"))
     for path in paths:
-        if not stat.S_ISREG(path.stat().st_mode):
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:  # a dangling link
+            raise GridError(f"--against: cannot read '{path}': {exc.strerror or exc}") from None
+        if not stat.S_ISREG(mode):
             raise GridError(f"--against: '{path}' is not a regular file (a FIFO, device or socket); pass results "
                             "CSV files")
     if not paths:

@@ -96,3 +96,15 @@ def test_compare_with_an_empty_file_is_one_line_and_a_non_zero_exit(tmp_path, ca
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "empty.csv" in err and "no rows to compare" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_reproduce_against_a_fifo_or_a_folder_without_csvs_is_refused(tmp_path) -> None:
+    from bench.grids import GridError
+    from bench.reproduce import committed_csvs
+
+    with pytest.raises(GridError, match="holds no .csv file"):
+        committed_csvs(tmp_path)
+    os.mkfifo(tmp_path / "runs.csv")
+    with pytest.raises(GridError, match="not a regular file"):
+        committed_csvs(tmp_path)  # refused by type: reading it would block
