@@ -181,6 +181,10 @@ def _run(args) -> int:
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)
+    if args.command == "reproduce":
+        from bench.reproduce import committed_csvs
+
+        committed_csvs(args.against)  # a missing --against is refused before any run
     if args.checkpoint_every is not None and not args.checkpoint_every >= 0:
         raise GridError(f"--checkpoint-every must be a number of minutes >= 0 (0: never), got {args.checkpoint_every}")
     if args.launcher == "ray":
@@ -200,12 +204,10 @@ def _run(args) -> int:
                            not args.no_bucketing, not args.quiet, debug=args.debug,
                            checkpoint_every_s=every or None)
     if args.command == "reproduce":
-        from bench.reproduce import comparison
+        from bench.reproduce import committed_rows, comparison
         from bench.results import finished_rows
 
-        committed = {rid: row for path in sorted(Path(args.against).glob("**/*.csv"))
-                     for rid, row in finished_rows(path).items()}
-        table, verdicts = comparison(committed, finished_rows(args.results))
+        table, verdicts = comparison(committed_rows(args.against), finished_rows(args.results))
         print(f"\nCommitted rows ({args.against}) beside the rows measured on this machine ({args.results}):\n")
         print(table)
         if "DIFFERS" in verdicts:

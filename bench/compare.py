@@ -3,6 +3,8 @@
     python -m bench compare old.csv results/runs.csv
     python -m bench compare HEAD~3:results/runs.csv results/runs.csv     # GIT_REF:path reads from git
 
+A source that is not a regular file (a FIFO, a device, a socket) is refused by its type without reading
+it, and one that holds no row (empty, or a header alone) is refused: either is one line and exit 2.
 A GIT_REF is checked before git runs: one that starts with '-' (git would read it as an option), holds a
 range ('..') or characters outside a plain revision is refused with one line.
 
@@ -16,6 +18,7 @@ machine on one CPU, with after/before ratios (above 1 = faster) only when both s
 
 from __future__ import annotations
 
+import stat
 import string
 import subprocess
 from pathlib import Path
@@ -55,6 +58,9 @@ def read_source(source: str) -> pd.DataFrame:
     if path.is_dir():
         raise SchemaError(f"'{source}' is a folder; pass a results CSV file or GIT_REF:path")
     if path.exists():
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            raise SchemaError(f"'{source}' is not a regular file (a FIFO, device or socket); pass a results CSV "
+                              "file or GIT_REF:path")
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -76,7 +82,11 @@ def read_source(source: str) -> pd.DataFrame:
     else:
         raise SchemaError(f"'{source}' does not exist and is not GIT_REF:path; pass a results CSV file or "
                           "GIT_REF:path, e.g. HEAD~1:results/runs.csv")
-    return as_frame(parse_rows(data, source))
+    rows = parse_rows(data, source)
+    if not rows:
+        what = "is empty" if not data.strip() else "holds no whole row after its header"
+        raise SchemaError(f"'{source}' {what}: no rows to compare; pass a results CSV with at least one row")
+    return as_frame(rows)
 
 
 def summarise(data: pd.DataFrame) -> pd.DataFrame:

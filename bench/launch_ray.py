@@ -13,16 +13,27 @@ cores); ``--ray-address auto`` or ``ray://host:10001`` joins a running cluster (
   launcher, and the reports never pool speeds across CPUs or GPUs of different kinds.
 * A task that raises is a ``failed`` row with its error (the run failed, not the launcher); a worker
   or node that dies is a ``failed`` row saying so, after ``--retries N`` retries by Ray.
-* Ctrl-C cancels the outstanding tasks; only whole rows are in the file.
+* Ctrl-C, or SIGTERM (what Slurm sends at the end of a job), cancels the outstanding tasks and shuts
+  down a Ray started here; only whole rows are in the file, and the exit is 130 / 143 as for the serial
+  runner (``ray.init`` installs its own SIGTERM handlers, Python's and a C++ one that dumps a stack and
+  aborts: the one in place before it is put back).
 * The driver holds each run's claim (``bench.results.RunClaim``) until its row is in, so a second
-  driver or a serial process on the same results file skips those runs instead of duplicating them.
+  driver or a serial process on the same results file skips those runs instead of duplicating them
+  (it does not wait for them: its summary says they were left to another process).
+* A ``ray://`` address goes through Ray Client, which needs ``ray[client]`` (grpcio; in the ``ray``
+  extra): without it the address is refused in one line before any work.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +43,39 @@ from bench.runner import GridOutcome, RunLog, expand, prepare, record_failure, r
 
 CRASH_HOOK = "BENCH_TEST_CRASH_RUN"  # tests only: a worker running this label ("backbone method seed") dies
 CRASH_ONCE = "BENCH_TEST_CRASH_ONCE_FILE"  # tests only: ...but only while this file does not exist
+DISABLE_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 
 
 def _ray():
+    """Ray, imported so that the driver's core worker installs no C++ failure-signal handler: that handler
+    takes SIGTERM too (a stack dump, then an abort). Ray reads the setting once, at import; it is taken out
+    of the environment again so that the processes Ray starts (raylet, workers) keep their handlers."""
+    fresh = "ray" not in sys.modules and DISABLE_HANDLER not in os.environ
+    if fresh:
+        os.environ[DISABLE_HANDLER] = "1"
     try:
         import ray
     except ImportError:
         raise GridError("--launcher ray needs Ray, an optional extra: pip install -e '.[ray]'") from None
+    finally:
+        if fresh:
+            del os.environ[DISABLE_HANDLER]
     return ray
+
+
+@dataclass
+class RayOutcome(GridOutcome):
+    """``GridOutcome`` with the runs another process was running: this driver leaves them to it, it does
+    not wait for them as the serial runner does."""
+
+    left_to_others: int = 0
+
+    def summary(self) -> str:
+        text = super().summary()
+        if self.left_to_others:
+            text += (f"; {self.left_to_others} being run by another process, left to it (not waited for; run "
+                     "the same command again once it is done to see them all recorded)")
+        return text
 
 
 def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +99,15 @@ def _lost_row(request: Any, context: dict[str, Any], error: str) -> dict[str, An
     return {**row_identity(request, request.spec(), context), "status": "failed", "error": error}
 
 
+def _check_client(address: str | None) -> None:
+    """A ray:// address needs Ray Client's grpcio; without it Ray says so only after the task data is
+    loaded, naming the package but not this project's extra."""
+    if address and address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise GridError(f"--ray-address {address}: ray:// addresses need Ray Client, which is not installed; "
+                        "install it with pip install -e '.[ray]' (or pip install 'ray[client]'), or give the "
+                        "cluster's HOST:6379 address from one of its nodes")
+
+
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """A HOST:PORT (or ray://HOST:PORT) address must answer within seconds; Ray itself would retry for
     minutes before saying so."""
@@ -80,30 +125,90 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
                         "cluster first (ray start --head), or leave --ray-address out to start Ray here") from None
 
 
+def _init(ray, address: str | None, debug: bool) -> None:
+    """``ray.init``, with SIGTERM handled as it was before. While Ray starts, a SIGTERM is only noted, and
+    acted on once ``ray.init`` has returned (Ray shut down, then the handler that was in place runs:
+    ``Terminated``): Ray's own start-up handler calls ``sys.exit(15)`` part way through its start, which
+    can leave the driver to crash at exit."""
+    previous = signal.getsignal(signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    try:
+        import ray._private.utils as ray_utils
+    except ImportError:
+        ray_utils = None
+    own = main_thread and callable(previous) and callable(getattr(ray_utils, "set_sigterm_handler", None))
+    noted: list[int] = []
+    if own:
+        real = ray_utils.set_sigterm_handler
+        ray_utils.set_sigterm_handler = lambda handler: None
+        signal.signal(signal.SIGTERM, lambda signum, frame: noted.append(signum))
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=debug)
+    except SystemExit as exc:  # a Ray whose start-up handler could not be held off
+        if exc.code == signal.SIGTERM and callable(previous):
+            previous(signal.SIGTERM, None)
+        raise
+    finally:
+        if own:
+            ray_utils.set_sigterm_handler = real
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if noted:
+        ray.shutdown()
+        previous(signal.SIGTERM, None)
+
+
+class _SigtermNoted:
+    """While the grid runs, notes a SIGTERM before passing it to the handler in place (``Terminated``):
+    Ray's blocking calls (``ray.wait``, ``ray.get``) run that handler but raise a plain KeyboardInterrupt
+    in place of its exception, so the driver would end as after Ctrl-C (130) instead of 143."""
+
+    def __init__(self) -> None:
+        self.handler = signal.getsignal(signal.SIGTERM)
+        self.seen = False
+        self.active = callable(self.handler) and threading.current_thread() is threading.main_thread()
+        if self.active:
+            signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        self.handler(signum, frame)
+
+    def reraise(self) -> None:
+        """Raise the handler's own exception if a SIGTERM was seen (call inside ``except``)."""
+        if self.seen:
+            self.handler(signal.SIGTERM, None)
+
+    def restore(self) -> None:
+        if self.active:
+            signal.signal(signal.SIGTERM, self.handler)
+
+
 def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
                  data_dir: str | None = None, bucketing: bool = True, say: Callable[[str], None] = print,
                  debug: bool = False, address: str | None = None, retries: int = 0,
-                 progress_every_s: float = 30.0) -> GridOutcome:
+                 progress_every_s: float = 30.0) -> RayOutcome:
     """Run every missing run of ``grid`` as a Ray task and append the rows to ``results`` as they come."""
     from bench.unit import RunRequest, prime_task
 
     ray = _ray()
     if retries < 0:
         raise GridError(f"--retries must be 0 or more, got {retries}")
+    _check_client(address)
     task_data, note = prepare(grid, results, data_dir)
     prime_task(task_data, data_dir)
     started_here = not ray.is_initialized()
     if started_here:
         _check_reachable(address)
         try:
-            ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=debug)
+            _init(ray, address, debug)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             raise GridError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else exc!r}; "
                             "accepted --ray-address: auto, HOST:PORT, ray://HOST:10001, or none to start Ray "
                             "here") from None
     log = RunLog(results.parent / "logs", grid.name, say)
-    outcome = GridOutcome(grid.name, results, log=log.path)
+    outcome = RayOutcome(grid.name, results, log=log.path)
     gpu = device.startswith("cuda")
     remote = ray.remote(_task).options(num_cpus=0 if gpu else threads, num_gpus=1 if gpu else 0,
                                        max_retries=retries, retry_exceptions=False)
@@ -111,6 +216,7 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
     context = {"git_sha": sha, "git_dirty": dirty, "launcher": "ray", "progress": False}
     pending: dict[Any, tuple[str, Any, RunClaim]] = {}
     start = time.perf_counter()
+    sigterm = _SigtermNoted()
     try:
         resources = ray.cluster_resources()
         slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 0) // threads)
@@ -132,7 +238,7 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
             claim = RunClaim(results, rid)
             if not claim.acquire(wait=False):
                 log.say(f"{label}: being run by another process; left to it")
-                outcome.elsewhere += 1
+                outcome.left_to_others += 1
                 continue
             request = RunRequest.from_spec(spec, data_dir)
             pending[remote.remote(request, context)] = (label, request, claim)
@@ -163,13 +269,16 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
                 log.say(f"progress: {len(outcome.rows)} done ({outcome.measured['failed']} failed), {running} running, "
                         f"{len(pending) - running} queued, {time.perf_counter() - start:.0f} s elapsed")
                 last_report = time.perf_counter()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (bench.__main__.Terminated)
         if not started_here:  # a Ray started here is shut down below, which ends its workers
             for ref in pending:  # not force=True: Ray 2.60 can abort the driver when a forced cancel races a finish
                 ray.cancel(ref)
-        log.say(f"interrupted: {len(pending)} outstanding run(s) cancelled; finished rows are recorded")
+        log.say(f"interrupted{' by SIGTERM' if sigterm.seen else ''}: {len(pending)} outstanding run(s) "
+                "cancelled; finished rows are recorded")
+        sigterm.reraise()
         raise
     finally:
+        sigterm.restore()
         for _, _, claim in pending.values():
             claim.release()
         if started_here:
