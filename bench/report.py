@@ -263,7 +263,7 @@ def precision_lines(sections: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.
                                               "Δ (pts)", "verdict", f"train speed {precision} / fp32",
                                               "quiet runs timed (fp32 / " + precision + ")"],
                                tablefmt="pipe", disable_numparse=True), "",
-                      "The speed ratio divides medians of separate runs; the README gives the paired "
+                      "The speed ratio divides medians of separate runs; docs/findings.md (bf16) gives the paired "
                       "step-time ratios measured within one process (`python -m benchmarks.precision`).", ""]
     return lines
 

@@ -10,7 +10,7 @@ each divided by a plain PyTorch loop over the same batches measured beside it (`
 ``--repeats`` times. A workload is a SPEED regression when its median ratio grew past its phase's
 ``FACTORS`` entry (past ``CROSS_FACTOR`` when the baseline was measured on another CPU) and a one-sided
 Mann-Whitney U test puts p below ``ALPHA`` (``benchmarks.verdict``). The factors come from the noise
-measured on unchanged trees (README, "Regression tracking"): the evaluation pass is short and noisier.
+measured on unchanged trees (docs/regression-tracking.md): the evaluation pass is short and noisier.
 
 Accuracy: the ``smoke`` grid (seeded, 1 thread) must reproduce the baseline's accuracy and last-epoch
 training loss exactly on the same platform (same torch, CPU model and flags, Python), and within

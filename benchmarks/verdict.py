@@ -4,7 +4,7 @@ The samples are a workload's per-repeat ratios (harness time / plain PyTorch tim
 Like asv's ``compare``, a change counts only when both hold:
 
 * the median of the new samples over the median of the baseline's exceeds ``factor``: big enough to
-  matter and beyond the noise measured on an unchanged tree (README, "Regression tracking");
+  matter and beyond the noise measured on an unchanged tree (docs/regression-tracking.md);
 * a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``) says the new samples are larger with
   p < ``alpha``: the shift is not a few unlucky repeats. With 5 new and 10 baseline samples, the
   smallest possible p is 1/3003, so ``alpha`` 0.01 needs most of the new samples above most of the old.
