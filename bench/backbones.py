@@ -309,10 +309,35 @@ def _folder_files_problem(path: Path) -> BackboneError | None:
     """The error for a model folder without weights or tokenizer files, or None."""
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         return _folder_error(path, "no model weights (model.safetensors or pytorch_model.bin) next to config.json")
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        damage = _weights_damage(path / name) if (path / name).is_file() else None
+        if damage:
+            return _folder_error(path, f"{name} {damage}")
     # Without any of these, transformers builds a 5-token tokenizer that maps every word to [UNK].
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         return _folder_error(path, f"no tokenizer files ({', '.join(TOKENIZER_FILES)}) next to config.json")
     return None
+
+
+def _weights_damage(weights: Path) -> str | None:
+    """How a weights file is cut or damaged, found from its framing alone (no tensor is read), or None:
+    a safetensors file is an 8-byte header length, a JSON header and the data it maps; a torch .bin is a
+    zip archive, whose directory sits at the end."""
+    size = weights.stat().st_size
+    if weights.suffix == ".bin":
+        return None if zipfile.is_zipfile(weights) else f"is not a whole torch archive ({size} bytes; cut or damaged)"
+    try:
+        with weights.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if length <= 0 or 8 + length > size:
+                return f"is cut short ({size} bytes; its header alone needs {8 + length})"
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError) as exc:
+        return f"has a damaged header ({type(exc).__name__})"
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and len(entry.get("data_offsets", ())) == 2]
+    needed = 8 + length + max(ends, default=0)
+    return None if size >= needed else f"is cut short ({size} bytes of {needed}: an interrupted copy or download?)"
 
 
 def _load_dir(path: Path, spec: BackboneSpec) -> tuple[nn.Module, object]:

@@ -200,6 +200,11 @@ def _no_tokenizer(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+def _cut(weights: Path) -> None:
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) - 100])
+
+
 @pytest.mark.parametrize("damage, what", [
     (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
     (lambda f: (f / "config.json").write_text('{"model_type": "gpt9"}'),
@@ -207,11 +212,12 @@ def _no_tokenizer(folder: Path) -> None:
     (lambda f: (f / "config.json").write_text('{"hidden_size": 16}'), "config.json has no model_type"),
     (lambda f: (f / "model.safetensors").unlink(),
      "no model weights (model.safetensors or pytorch_model.bin) next to config.json"),
-    (lambda f: (f / "model.safetensors").write_bytes(b"not a safetensors file"), "its model weights cannot be loaded"),
+    (lambda f: (f / "model.safetensors").write_bytes(b"not a safetensors file"), "model.safetensors is cut short"),
+    (lambda f: _cut(f / "model.safetensors"), "model.safetensors is cut short"),
     (lambda f: (f / "tokenizer.json").write_text("{not json"), "its tokenizer cannot be loaded"),
     (_no_tokenizer, "no tokenizer files"),
-], ids=["config-not-json", "unknown-model-type", "no-model-type", "no-weights", "bad-weights", "bad-tokenizer",
-        "no-tokenizer"])
+], ids=["config-not-json", "unknown-model-type", "no-model-type", "no-weights", "bad-weights", "cut-weights",
+        "bad-tokenizer", "no-tokenizer"])
 def test_bad_local_folder_is_one_clear_error(tiny_folder, tmp_path, damage, what) -> None:
     folder = Path(shutil.copytree(tiny_folder, tmp_path / "model"))
     damage(folder)
@@ -221,3 +227,18 @@ def test_bad_local_folder_is_one_clear_error(tiny_folder, tmp_path, damage, what
     assert "\n" not in message
     assert message.startswith(f"backbone folder '{folder}' cannot be loaded: {what}")
     assert "; accepted: a folder written by save_pretrained" in message
+
+
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_cut_weights_are_found_before_any_run(tiny_folder, tmp_path, weights) -> None:
+    folder = Path(shutil.copytree(tiny_folder, tmp_path / "model"))
+    if weights == "pytorch_model.bin":
+        import torch
+        from safetensors.torch import load_file
+
+        torch.save(load_file(folder / "model.safetensors"), folder / weights)
+        (folder / "model.safetensors").unlink()
+    assert backbones.unavailable(str(folder)) is None
+    _cut(folder / weights)
+    problem = backbones.unavailable(str(folder))  # what the grid and run-one ask before training
+    assert problem is not None and f"{weights} is " in problem and "cut" in problem
