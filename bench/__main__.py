@@ -17,29 +17,12 @@ Tracebacks are shown for internal errors, or for every error with ``--debug``; t
 the grid's log, whose path a failed row's ``error`` names.
 """
 
-# ruff: noqa: E402 (the imports after the start-up signal handlers come after them on purpose)
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
-
-
-def _stopped_while_starting(signum, frame) -> None:
-    """Ctrl-C or SIGTERM before ``main`` takes over (the imports below take a second or more): one line and
-    the signal's exit code. ``os._exit``, as nothing is written yet and no half-imported library may
-    catch or print it."""
-    os.write(2, f"\ninterrupted by {'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'} while starting; "
-                "nothing was run\n".encode())
-    os._exit(143 if signum == signal.SIGTERM else 130)
-
-
-if __name__ == "__main__":
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT stays ignored
-        signal.signal(signal.SIGINT, _stopped_while_starting)
-    signal.signal(signal.SIGTERM, _stopped_while_starting)
-
-import argparse
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
@@ -49,6 +32,7 @@ from bench.registry import UnknownName
 from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
 from bench.runner import GridAborted
+from bench.startup import stopped_while_starting, take_over
 from bench.tasks import TASKS, TaskError
 
 SUBCOMMANDS = ("run", "reproduce", "run-one", "list", "report", "compare", "migrate")
@@ -325,13 +309,6 @@ def _execute_one(request, args) -> int:
     return 1 if row["status"] == "failed" else 0
 
 
-def _take_over_signals() -> None:
-    """From here on Ctrl-C and SIGTERM raise, so a run in progress stops cleanly (see ``main``'s handlers)."""
-    if signal.getsignal(signal.SIGINT) is _stopped_while_starting:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
@@ -339,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        _take_over_signals()
+        take_over(_on_sigterm)  # until here (imports, parsing) a signal was one line (bench.startup)
         if args.command == "list":
             _list()
         elif args.command == "report":
@@ -379,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot raise again
         return 141
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not _stopped_while_starting else signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, previous if previous is not stopped_while_starting else signal.SIG_DFL)
     return 0
 
 
