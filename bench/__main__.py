@@ -361,9 +361,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit(code: int) -> None:
-    """Exit with ``code``. After Ctrl-C, by ``os._exit``: when the KeyboardInterrupt passed through a library
-    that runs Python code from C (pybind11's eval, in torch's import), CPython stays flagged to end by
-    killing itself with SIGINT (seen: -2 to a parent instead of 130, one time in ten at 1.5 s)."""
+    """Exit with ``code``. After Ctrl-C, by ``os._exit``: a KeyboardInterrupt that passed through Python code
+    a library runs from C (``PyRun_String``, as pybind11's eval does; likely in torch's import) leaves CPython
+    flagged to end by killing itself with SIGINT even once caught (seen: -2 to a parent instead of 130, one
+    start in fifteen interrupted at 1.5 s)."""
     if code != 130:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
