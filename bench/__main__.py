@@ -9,7 +9,8 @@
   found reports/ out of date, or ``reproduce`` found a cell that DIFFERS;
 * 2: bad input (an unknown name, an invalid hyper-parameter, unreadable or invalid data, a results
   file of another schema, an unwritable path), one line on stderr, before any work;
-* 130 / 143: interrupted by Ctrl-C / SIGTERM; the interrupted run is not recorded;
+* 130 / 143: interrupted by Ctrl-C / SIGTERM (one line, from the first moment of start-up on); the
+  interrupted run is not recorded;
 * 141: standard output was closed by its reader (``list | head``), as a C tool killed by SIGPIPE.
 
 Tracebacks are shown for internal errors, or for every error with ``--debug``; they are always kept in
@@ -25,16 +26,18 @@ import sys
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
-from bench.grid_files import GRIDS, apply_sets, expand_sweeps, get_grid, set_everywhere
-from bench.grids import BUDGETS, GridError, narrow
+from bench.grid_files import GRIDS, MAX_RUNS, apply_sets, check_size, expand_sweeps, get_grid, set_everywhere
+from bench.grids import BUDGETS, Grid, GridError, narrow
 from bench.registry import UnknownName
 from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
 from bench.runner import GridAborted
+from bench.startup import stopped_while_starting, take_over
 from bench.tasks import TASKS, TaskError
 
 SUBCOMMANDS = ("run", "reproduce", "run-one", "list", "report", "compare", "migrate")
 ROOT = Path(__file__).resolve().parent.parent
+BIG_GRID = 1_000  # a grid of more runs says its size before the checks of every run (seconds at 10,000)
 USER_ERRORS = (GridError, BackboneError, TaskError, SchemaError, ReportError, UnknownName)
 
 
@@ -76,6 +79,9 @@ def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--results", type=Path, default=results, help=f"CSV to append to (default {results})")
     parser.add_argument("--data-dir", help="GLUE SST-2 directory with train.tsv and dev.tsv")
     parser.add_argument("--rerun", action="store_true", help="run again even if already recorded")
+    parser.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                        help=f"refuse a grid of more than N runs, counted before anything is expanded (default "
+                             f"{MAX_RUNS:,}: a bigger sweep is more likely a typo than a plan)")
     parser.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
                         help="save an epoch checkpoint at most this often, so an interrupted run resumes after "
                              "its last saved epoch (default 10; 0: never; serial launcher only)")
@@ -102,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     one = sub.add_parser("run-one", help="run one fully specified run (JSON or a JSON file) and print its row")
     one.add_argument("spec", help='e.g. \'{"grid": "smoke", "task": "synthetic", "backbone": "random-bert-tiny", '
                                   '"method": "finetune", "seed": 0, "budget": "smoke"}\' or a .json file')
-    one.add_argument("--results", type=Path, help="also append the row to this CSV")
+    one.add_argument("--results", type=Path, help="also append the row to this CSV (a run it already records as ok "
+                                                  "or collapsed is not run again: its row is printed)")
+    one.add_argument("--rerun", action="store_true", help="with --results: run again even if already recorded")
     one.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub.add_parser("list", help="grids, budgets, methods, backbones, tasks")
     report = sub.add_parser("report", help="regenerate reports/ from results/*.csv")
@@ -171,13 +179,28 @@ def check_device(device: str) -> None:
                         + ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count())))
 
 
+def _grid_of(args) -> Grid:
+    """The grid the command line names: the grid, narrowed by --methods/--backbones/--seeds/--task/--budget,
+    then --set (so it may set a method --methods added) and --precision; its size counted before its
+    sweeps are expanded (refused over --max-runs)."""
+    if args.max_runs < 1:
+        raise GridError(f"--max-runs must be a number of runs >= 1, got {args.max_runs}")
+    whole = get_grid(args.grid)
+    grid = narrow(whole, args.methods, args.backbones, args.seeds, args.task, args.budget)
+    grid = apply_sets(grid, args.set, whole=whole)
+    if args.precision:
+        grid = set_everywhere(grid, "precision", args.precision)
+    size = check_size(grid, args.max_runs)
+    if size > BIG_GRID:
+        print(f"grid {grid.name}: {size:,} runs (the limit is {args.max_runs:,}); checking every run's settings "
+              "before the first one starts", flush=True)
+    return expand_sweeps(grid, args.max_runs)
+
+
 def _run(args) -> int:
     from bench.runner import DEFAULT_CHECKPOINT_EVERY_S, run_grid
 
-    grid = narrow(expand_sweeps(apply_sets(get_grid(args.grid), args.set)), args.methods, args.backbones, args.seeds,
-                  args.task, args.budget)
-    if args.precision:
-        grid = set_everywhere(grid, "precision", args.precision)
+    grid = _grid_of(args)
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)
@@ -218,14 +241,13 @@ def _run(args) -> int:
 
 
 def _run_one(args) -> int:
-    """One run from its spec; its row as JSON on stdout (and appended to --results); 1 when it failed."""
-    import json
-
+    """One run from its spec; its row as JSON on stdout (and appended to --results); 1 when it failed. A run
+    --results already records as finished is not run again (unless --rerun): its recorded row is printed."""
     from bench.backbones import unavailable
-    from bench.grids import Grid, Variant
-    from bench.results import append_row, git_state
+    from bench.grids import Variant
+    from bench.results import RunClaim, run_id
     from bench.runner import preflight, validate
-    from bench.unit import RunRequest, execute
+    from bench.unit import RunRequest
 
     request = RunRequest.from_json(args.spec)
     if args.results:
@@ -236,7 +258,48 @@ def _run_one(args) -> int:
     problem = unavailable(request.backbone)
     if problem:
         raise BackboneError(problem)
-    request.spec()  # loads and checks the task data before any work
+    rid = run_id(request.spec().identity())  # loads and checks the task data before any work
+    if not args.results:
+        return _execute_one(request, args)
+    claim = RunClaim(args.results, rid)  # a second run-one of the same spec waits, then reuses this one's row
+    if not claim.acquire(wait=False):
+        print(f"run-one: run {rid} is being run by another process; waiting for it", file=sys.stderr)
+        claim.acquire(wait=True)
+    try:
+        if not args.rerun and _recorded(args.results, rid):
+            return _reuse_one(args.results, rid)
+        return _execute_one(request, args)
+    finally:
+        claim.release()
+
+
+def _recorded(results: Path, rid: str) -> dict | None:
+    from bench.results import finished_rows
+
+    return finished_rows(results).get(rid)
+
+
+def _reuse_one(results: Path, rid: str) -> int:
+    """Print the row ``results`` already holds for run ``rid`` (as run-one prints a new one), saying so."""
+    import json
+
+    from bench.results import machine_of
+
+    row = _recorded(results, rid)
+    print(f"run-one: run {rid} is already recorded in {results} (measured {row['created_at'][:10]} on "
+          f"{machine_of(row)}, eval acc {row['acc']}); not run again, nothing appended: its recorded row follows "
+          "(--rerun measures it again)", file=sys.stderr)
+    print(json.dumps(row, sort_keys=True))
+    return 0
+
+
+def _execute_one(request, args) -> int:
+    """Run ``request`` here, print its row as JSON and append it to ``args.results`` when given."""
+    import json
+
+    from bench.results import append_row, git_state
+    from bench.unit import execute
+
     sha, dirty = git_state()
     row = execute(request, {"git_sha": sha, "git_dirty": dirty, "launcher": "run-one"}, say=print)
     trace = row.pop("traceback", "")
@@ -253,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
         argv.insert(0, "run")
     args = _parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.getsignal(signal.SIGTERM)
     try:
+        take_over(_on_sigterm)  # until here (imports, parsing) a signal was one line (bench.startup)
         if args.command == "list":
             _list()
         elif args.command == "report":
@@ -294,9 +358,24 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot raise again
         return 141
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous if previous is not stopped_while_starting else signal.SIG_DFL)
     return 0
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``. After Ctrl-C, by ``os._exit``: a KeyboardInterrupt that passed through Python code
+    a library runs from C (``PyRun_String``, as pybind11's eval does; likely in torch's import) leaves CPython
+    flagged to end by killing itself with SIGINT even once caught (seen: -2 to a parent instead of 130, one
+    start in fifteen interrupted at 1.5 s)."""
+    if code != 130:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone or a closed stream: nothing more to say anyway
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -20,6 +20,10 @@ tables map one-to-one onto methods. A grid file::
 
 A list value is a sweep: ``lr = [1e-3, 3e-3, 1e-2]`` runs every combination of the listed values
 (``expand_sweeps``); the report picks each backbone's and method's winner on the ``select`` split.
+A grid's size (``grid_size``: backbones x seeds x each method's combinations) is arithmetic, known before
+anything is expanded; ``check_size`` refuses a grid of more than ``MAX_RUNS`` runs (``--max-runs``
+raises the limit), and expansion walks the combinations lazily, so a typo'd sweep of 10^8 runs costs
+nothing but its refusal.
 
 ``load_grid_file`` lists every problem of a file at once, each with its key path and what is accepted,
 before anything runs. ``apply_sets`` applies ``--set method.key=value`` overrides (values read as TOML,
@@ -29,17 +33,21 @@ else as a plain string; ``--set prefix.lr=[1e-3,3e-3]`` sweeps). ``get_grid(name
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.grids import BUDGETS, Grid, GridError, Variant
+from bench.file_kinds import special_kind
+from bench.grids import BUDGETS, SEED_RANGE, Grid, GridError, Variant, valid_seed
 from bench.registry import Registry
 
 GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
+MAX_RUNS = 10_000  # a grid of more runs is refused unless --max-runs raises this (a typo'd sweep, not a plan)
 TOP_KEYS = {"description": "a string", "backbones": "a list of backbone names or model folders",
-            "seeds": "a list of integers >= 0", "task": "a task name", "budget": "a budget name",
+            "seeds": f"a list of {SEED_RANGE}", "task": "a task name", "budget": "a budget name",
             "reference": "a method label of this grid, or \"\"", "methods": "a table of method tables"}
 
 
@@ -60,9 +68,8 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
         if unknown:
             problems.append(f"backbones: {BACKBONES.unknown(*unknown)}")
     seeds = data.get("seeds", [0])
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        problems.append(f"seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
+    if not isinstance(seeds, list) or not seeds or not all(valid_seed(s) for s in seeds):
+        problems.append(f"seeds: must be a non-empty list of {SEED_RANGE}, got {seeds!r}")
     task = data.get("task", "auto")
     if task != "auto" and task not in TASKS:
         problems.append(f"task: {TASKS.unknown(task)}")
@@ -86,8 +93,8 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
         where = f"methods.{label}"
         problems += [f"{where}.{key}: an empty list sweeps nothing; give at least one value"
                      for key, value in settings.items() if value == []]
-        for combination in _combinations({k: v for k, v in settings.items() if v != []}):  # every swept value
-            problems += [p for p in METHODS[method].problems(combination, where) if p not in problems]
+        for values in _each_value({k: v for k, v in settings.items() if v != []}):  # every swept value
+            problems += [p for p in METHODS[method].problems(values, where) if p not in problems]
     reference = data.get("reference", "")
     if not isinstance(reference, str) or (reference and reference not in methods):
         problems.append(f"reference: {reference!r} is not a method of this grid; accepted: "
@@ -95,16 +102,55 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _combinations(settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every combination of the listed (swept) values of ``settings``; scalars are kept as they are."""
+def _each_value(settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Settings that between them hold every listed value of ``settings`` once (each swept key's values in
+    turn, the other keys at their first): a method checks each value on its own, so this finds every
+    problem of every combination at the cost of the values' count, not of their product."""
+    first = {key: value[0] if isinstance(value, list) else value for key, value in settings.items()}
+    yield first
+    for key, value in settings.items():
+        for one in value[1:] if isinstance(value, list) else ():
+            yield {**first, key: one}
+
+
+def _combinations(settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every combination of the listed (swept) values of ``settings``, one at a time; scalars are kept."""
     swept = [key for key, value in settings.items() if isinstance(value, list)]
-    return [{**settings, **dict(zip(swept, values, strict=True))}
-            for values in itertools.product(*(settings[key] for key in swept))]
+    for values in itertools.product(*(settings[key] for key in swept)):
+        yield {**settings, **dict(zip(swept, values, strict=True))}
 
 
-def expand_sweeps(grid: Grid) -> Grid:
+def sweep_size(overrides: dict[str, Any]) -> int:
+    """How many combinations a variant's settings sweep (1 without a list value), by arithmetic."""
+    return math.prod(len(value) for value in overrides.values() if isinstance(value, list))
+
+
+def grid_size(grid: Grid) -> int:
+    """The runs ``grid`` names once its sweeps are expanded: backbones x seeds x every variant's
+    combinations, by arithmetic (nothing is expanded)."""
+    return len(grid.backbones) * len(grid.seeds) * sum(sweep_size(dict(v.overrides)) for v in grid.variants)
+
+
+def check_size(grid: Grid, max_runs: int = MAX_RUNS) -> int:
+    """The grid's size; GridError, at once, when it is over ``max_runs``, saying how to narrow it."""
+    size = grid_size(grid)
+    if size <= max_runs:
+        return size
+    sweeps = "; ".join(f"{v.name} sweeps " + " x ".join(f"{len(value)} {key}" for key, value in v.overrides.items()
+                                                       if isinstance(value, list))
+                       for v in grid.variants if sweep_size(dict(v.overrides)) > 1)
+    raise GridError(f"grid {grid.name} names {size:,} runs ({len(grid.backbones)} backbone(s) x {len(grid.seeds)} "
+                    f"seed(s) x {sum(sweep_size(dict(v.overrides)) for v in grid.variants):,} method setting(s)"
+                    f"{f': {sweeps}' if sweeps else ''}), over the limit of {max_runs:,}; nothing was run: narrow "
+                    f"it with --backbones, --methods or --seeds, or sweep fewer values, or raise the limit with "
+                    f"--max-runs {size}")
+
+
+def expand_sweeps(grid: Grid, max_runs: int = MAX_RUNS) -> Grid:
     """The grid with every variant that has list values replaced by one variant per combination (same
-    label: the rows of a sweep share their method column and differ in ``hparams``)."""
+    label: the rows of a sweep share their method column and differ in ``hparams``); GridError first,
+    without expanding anything, when the grid names more than ``max_runs`` runs."""
+    check_size(grid, max_runs)
     variants = tuple(replace(v, overrides=combination) for v in grid.variants
                      for combination in _combinations(dict(v.overrides)))
     return replace(grid, variants=variants)
@@ -113,6 +159,10 @@ def expand_sweeps(grid: Grid) -> Grid:
 def load_grid_file(path: Path) -> Grid:
     """The grid in TOML file ``path`` (named after the file); GridError listing every problem."""
     path = Path(path)
+    kind = special_kind(path)
+    if kind:
+        raise GridError(f"grid file {path} is {kind}, not a file; accepted: a .toml grid file, or a built-in grid's "
+                        "name (python -m bench list)")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -139,6 +189,10 @@ def get_grid(name: str) -> Grid:
     """A built-in grid by name, or a user's grid file by path (anything ending in .toml)."""
     if name in GRIDS:
         return GRIDS[name]
+    if Path(name).is_dir():
+        raise GridError(f"--grid {name} is a folder; accepted: a .toml grid file, or one of: {', '.join(GRIDS)}")
+    if special_kind(name):
+        return load_grid_file(Path(name))  # refused by its type, before anything opens it
     if name.endswith(".toml") or Path(name).is_file():
         if not Path(name).is_file():
             raise GridError(f"grid file '{name}' does not exist; accepted: {GRIDS.accepted()}")
@@ -159,13 +213,19 @@ def parse_set(text: str) -> tuple[str, str, Any]:
     return method, key, value
 
 
-def apply_sets(grid: Grid, sets: list[str]) -> Grid:
+def apply_sets(grid: Grid, sets: list[str], whole: Grid | None = None,
+               say: Callable[[str], None] = print) -> Grid:
     """The grid with every ``--set METHOD.KEY=VALUE`` applied to the variants labelled or of that method;
-    a method the grid does not have is an error (the values themselves are checked with the grid)."""
+    a method the grid does not have is an error (the values themselves are checked with the grid). Sets
+    come after ``--methods`` (so ``--methods lora --set lora.r=4`` works): ``whole``, the grid before
+    ``--methods`` narrowed it, makes a set of a method left out a note rather than an error."""
     variants = list(grid.variants)
     for text in sets:
         method, key, value = parse_set(text)
         chosen = [i for i, v in enumerate(variants) if method in (v.name, v.method)]
+        if not chosen and whole is not None and any(method in (v.name, v.method) for v in whole.variants):
+            say(f"note: --set {text} changes nothing: --methods leaves out {method}")
+            continue
         if not chosen:
             raise GridError(f"--set {text}: grid {grid.name} has no method '{method}'; accepted: "
                             f"{', '.join(dict.fromkeys(n for v in variants for n in (v.name, v.method)))}")

@@ -80,6 +80,17 @@ class GridError(ValueError):
     """An unknown grid, budget, method or backbone; the message lists what is accepted."""
 
 
+SEED_LIMIT = 2**32  # seeds go to numpy.random.seed, which takes 0 .. 2**32 - 1
+
+
+def valid_seed(seed: object) -> bool:
+    """Whether ``seed`` is an integer 0 .. 2**32 - 1 (a JSON or TOML ``true`` is not one)."""
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT
+
+
+SEED_RANGE = "integers >= 0 and below 2**32 = 4294967296 (numpy's seed range)"
+
+
 def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | None = None,
            seeds: list[int] | None = None, task: str | None = None, budget: str | None = None) -> Grid:
     """The grid with command-line narrowing applied. ``methods`` match a variant's label or method;
@@ -93,9 +104,9 @@ def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | 
         if given is not None and not given:
             raise GridError(f"{flag} names nothing; give a comma-separated list, or leave {flag} out for the "
                             "grid's own")
-    bad_seeds = [s for s in seeds or [] if s < 0]
+    bad_seeds = [s for s in seeds or [] if not valid_seed(s)]
     if bad_seeds:
-        raise GridError(f"seeds must be integers >= 0, got {bad_seeds}")
+        raise GridError(f"seeds must be {SEED_RANGE}, got {bad_seeds}")
     variants = list(grid.variants)
     if methods is not None:
         unknown = [m for m in methods if m not in METHODS and m not in {v.name for v in variants}]

@@ -1,6 +1,7 @@
 """Run a grid: validate it, expand it into runs, skip what is recorded, append one row per run.
 
-Before anything trains: the results file must be writable and of this schema, every run's
+Before anything trains: the results file must be a regular file (not a FIFO, device or socket), writable
+and of this schema, every run's
 hyper-parameters and the budget must be valid (all problems listed at once), the task data must load
 and validate, and runs that the grid names twice (``--seeds 0,0``) are run once, with a note.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.backbones import BackboneError, backbone_spec, unavailable
+from bench.file_kinds import special_kind
 from bench.grids import BUDGETS, Grid, GridError
 from bench.results import (
     RunClaim,
@@ -134,7 +136,11 @@ def validate(grid: Grid) -> None:
 
 
 def preflight(results: Path) -> None:
-    """Refuse a results file that cannot be written or is of another schema, before any work."""
+    """Refuse a results file that is not a regular file, cannot be written or is of another schema, before
+    any work (a FIFO would hang the first read; /dev/null would take every row and keep none)."""
+    kind = special_kind(results)
+    if kind:
+        raise SchemaError(f"--results {results} is {kind}, not a file; nothing was run: give a CSV file path")
     try:
         results.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -142,12 +148,24 @@ def preflight(results: Path) -> None:
     if results.is_dir():
         raise SchemaError(f"--results {results} is a folder; give a CSV file path")
     check_schema(results, writable=True)
+    if results.exists():
+        _check_appendable(results)
     probe = results.with_name(f".{results.name}.probe-{os.getpid()}")
     try:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
         raise SchemaError(f"cannot write in the results folder {results.parent}: {exc.strerror or exc}") from None
+
+
+def _check_appendable(results: Path) -> None:
+    """Open the existing results file for appending, writing nothing: a read-only or immutable file is found
+    now, not when the first row is due after training."""
+    try:
+        os.close(os.open(results, os.O_WRONLY | os.O_APPEND))
+    except OSError as exc:
+        raise SchemaError(f"cannot write to the results file {results}: {exc.strerror or exc}; nothing was run: "
+                          "make it writable, or give another file with --results") from None
 
 
 def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, progress: bool = True,

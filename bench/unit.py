@@ -16,15 +16,41 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import traceback
 from pathlib import Path
 from typing import Any
 
 from bench import SCHEMA_VERSION
-from bench.grids import BUDGETS, GridError, Variant
+from bench.file_kinds import special_kind
+from bench.grids import BUDGETS, SEED_RANGE, GridError, Variant, valid_seed
 
 _PEAKS: dict[tuple[str, int, str], float] = {}  # matmul peak per (device, threads, precision), once per process
 _TASKS: dict[tuple[str, str | None], Any] = {}  # task data loaded once per process
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# What each field of a JSON spec must be: (check, what is accepted). The type hints say the same, but a
+# spec is data from anywhere: "zero" for a seed must be refused here, not deep in training.
+_FIELD_CHECKS: dict[str, tuple[Any, str]] = {
+    **{name: (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+       for name in ("grid", "task", "backbone", "method", "budget", "device")},
+    "label": (lambda v: isinstance(v, str), "a string"),
+    "seed": (valid_seed, f"an integer {SEED_RANGE.removeprefix('integers ')}"),
+    "overrides": (lambda v: isinstance(v, dict), "a JSON object of settings, e.g. {\"lr\": 0.001}"),
+    "threads": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "bucketing": (lambda v: isinstance(v, bool), "true or false"),
+    **{name: (lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path, or null")
+       for name in ("data_dir", "checkpoint_dir")},
+    "checkpoint_every_s": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0 (0: every epoch)"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +80,17 @@ class RunRequest:
     @classmethod
     def from_json(cls, text: str) -> RunRequest:
         """A request from JSON (or a path to a JSON file); GridError naming what is wrong or missing."""
+        if not text.lstrip().startswith("{") and special_kind(text):
+            raise GridError(f"run-one: the spec {text} is {special_kind(text)}; accepted: a JSON object or a JSON "
+                            "file")
         if not text.lstrip().startswith("{") and Path(text).is_file():
-            text = Path(text).read_text(encoding="utf-8")
+            try:
+                text = Path(text).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise GridError(f"run-one: cannot read the spec file {text}: {exc}") from None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise GridError(f"run-one: the spec is neither a JSON object nor a JSON file ({exc})") from None
         fields = {f.name: f for f in dataclasses.fields(cls)}
         required = [name for name, f in fields.items()
@@ -70,6 +102,10 @@ class RunRequest:
         if problems:
             raise GridError(f"run-one: {'; '.join(problems)}; accepted: {', '.join(fields)} "
                             f"(required: {', '.join(required)})")
+        problems = [f"{key}={value!r} must be {_FIELD_CHECKS[key][1]}" for key, value in data.items()
+                    if not _FIELD_CHECKS[key][0](value)]
+        if problems:
+            raise GridError(f"run-one: {'; '.join(problems)}; nothing was run")
         return cls(**data)
 
     def to_json(self) -> str:
