@@ -223,7 +223,18 @@ def _records(data: bytes) -> Iterator[Record]:
         undecodable.clear()
 
 
+def _refuse_special(path: Path) -> None:
+    """A FIFO, device or socket where a results file belongs: refused by type before it is opened
+    (opening a FIFO waits for a writer forever)."""
+    from bench.file_kinds import special_kind
+
+    kind = special_kind(path)
+    if kind:
+        raise SchemaError(f"results file {path} is {kind}, not a regular file; nothing was read")
+
+
 def _read_bytes(path: Path) -> bytes:
+    _refuse_special(path)
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -253,6 +264,7 @@ def _version(path: Path | str, header: list[str]) -> int:
 def check_schema(path: Path, writable: bool = False) -> None:
     """Raise SchemaError unless ``path`` is absent, empty, or has a header of this schema; with
     ``writable``, only the current version will do (an earlier one needs ``migrate``)."""
+    _refuse_special(path)
     if not path.exists() or path.stat().st_size == 0:
         return
     try:
@@ -357,6 +369,7 @@ def _indexed(path: Path, warn: Callable[[str], None]) -> _Index | None:
     when it is the same file (device and inode), with the same header and the same bytes just before where
     reading stopped (all of them in a file under 64 KiB). A file rewritten otherwise (``migrate``, an
     editor's save, a damaged record set aside) is read whole again. None when there is no file."""
+    _refuse_special(path)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
