@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from bench.__main__ import main
 from bench.backbones import BackboneError, load_backbone
@@ -45,7 +47,7 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
-    (broken / "model.safetensors").write_bytes(b"not a safetensors file")  # fails only when loaded
+    save_file({"unrelated": torch.zeros(2)}, broken / "model.safetensors")  # whole file, fails only when loaded
     (broken / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     grid = narrow(GRIDS["smoke"], methods=["prompt"], backbones=[str(broken), "random-bert-tiny"])
     results = tmp_path / "runs.csv"

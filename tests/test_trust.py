@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from bench.__main__ import main
 from bench.grid_files import GRIDS
@@ -131,7 +132,7 @@ def test_a_grid_whose_runs_all_fail_exits_1(tmp_path, capsys) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
-    (broken / "model.safetensors").write_bytes(b"not a safetensors file")  # fails only when loaded
+    save_file({"unrelated": torch.zeros(2)}, broken / "model.safetensors")  # whole file, fails only when loaded
     (broken / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     results = tmp_path / "runs.csv"
     argv = [a for a in QUICK if a != "random-bert-tiny"] + ["--backbones", str(broken)]
