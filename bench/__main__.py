@@ -266,8 +266,9 @@ def _run_one(args) -> int:
         print(f"run-one: run {rid} is being run by another process; waiting for it", file=sys.stderr)
         claim.acquire(wait=True)
     try:
-        if not args.rerun and _recorded(args.results, rid):
-            return _reuse_one(args.results, rid)
+        recorded = None if args.rerun else _recorded(args.results, rid)
+        if recorded:
+            return _reuse_one(args.results, rid, recorded)
         return _execute_one(request, args)
     finally:
         claim.release()
@@ -279,13 +280,12 @@ def _recorded(results: Path, rid: str) -> dict | None:
     return finished_rows(results).get(rid)
 
 
-def _reuse_one(results: Path, rid: str) -> int:
-    """Print the row ``results`` already holds for run ``rid`` (as run-one prints a new one), saying so."""
+def _reuse_one(results: Path, rid: str, row: dict) -> int:
+    """Print ``row``, which ``results`` already holds for run ``rid`` (as run-one prints a new one), saying so."""
     import json
 
     from bench.results import machine_of
 
-    row = _recorded(results, rid)
     print(f"run-one: run {rid} is already recorded in {results} (measured {row['created_at'][:10]} on "
           f"{machine_of(row)}, eval acc {row['acc']}); not run again, nothing appended: its recorded row follows "
           "(--rerun measures it again)", file=sys.stderr)

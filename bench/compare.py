@@ -18,7 +18,6 @@ machine on one CPU, with after/before ratios (above 1 = faster) only when both s
 
 from __future__ import annotations
 
-import stat
 import string
 import subprocess
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from bench.file_kinds import special_kind
 from bench.results import SchemaError, parse_rows
 from bench.rows import as_frame, clean_speed, speed_cpu
 
@@ -58,9 +58,9 @@ def read_source(source: str) -> pd.DataFrame:
     if path.is_dir():
         raise SchemaError(f"'{source}' is a folder; pass a results CSV file or GIT_REF:path")
     if path.exists():
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
-            raise SchemaError(f"'{source}' is not a regular file (a FIFO, device or socket); pass a results CSV "
-                              "file or GIT_REF:path")
+        kind = special_kind(path)
+        if kind:  # a FIFO would block the read forever
+            raise SchemaError(f"'{source}' is not a regular file ({kind}); pass a results CSV file or GIT_REF:path")
         try:
             data = path.read_bytes()
         except OSError as exc:

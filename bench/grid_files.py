@@ -125,10 +125,14 @@ def sweep_size(overrides: dict[str, Any]) -> int:
     return math.prod(len(value) for value in overrides.values() if isinstance(value, list))
 
 
+def _settings_count(grid: Grid) -> int:
+    return sum(sweep_size(dict(v.overrides)) for v in grid.variants)
+
+
 def grid_size(grid: Grid) -> int:
     """The runs ``grid`` names once its sweeps are expanded: backbones x seeds x every variant's
     combinations, by arithmetic (nothing is expanded)."""
-    return len(grid.backbones) * len(grid.seeds) * sum(sweep_size(dict(v.overrides)) for v in grid.variants)
+    return len(grid.backbones) * len(grid.seeds) * _settings_count(grid)
 
 
 def check_size(grid: Grid, max_runs: int = MAX_RUNS) -> int:
@@ -140,7 +144,7 @@ def check_size(grid: Grid, max_runs: int = MAX_RUNS) -> int:
                                                        if isinstance(value, list))
                        for v in grid.variants if sweep_size(dict(v.overrides)) > 1)
     raise GridError(f"grid {grid.name} names {size:,} runs ({len(grid.backbones)} backbone(s) x {len(grid.seeds)} "
-                    f"seed(s) x {sum(sweep_size(dict(v.overrides)) for v in grid.variants):,} method setting(s)"
+                    f"seed(s) x {_settings_count(grid):,} method setting(s)"
                     f"{f': {sweeps}' if sweeps else ''}), over the limit of {max_runs:,}; nothing was run: narrow "
                     f"it with --backbones, --methods or --seeds, or sweep fewer values, or raise the limit with "
                     f"--max-runs {size}")

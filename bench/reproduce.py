@@ -18,12 +18,12 @@ to compare with).
 
 from __future__ import annotations
 
-import stat
 import statistics
 from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.file_kinds import special_kind
 from bench.grids import GridError
 from bench.results import finished_rows, machine_of
 
@@ -55,13 +55,11 @@ def committed_csvs(against: Path) -> list[Path]:
                         "(default results/) or one CSV file")
     paths = [against] if not against.is_dir() else sorted(against.glob("**/*.csv"))
     for path in paths:
-        try:
-            mode = path.stat().st_mode
-        except OSError as exc:  # a dangling link
-            raise GridError(f"--against: cannot read '{path}': {exc.strerror or exc}") from None
-        if not stat.S_ISREG(mode):
-            raise GridError(f"--against: '{path}' is not a regular file (a FIFO, device or socket); pass results "
-                            "CSV files")
+        if not path.exists():  # a dangling link
+            raise GridError(f"--against: cannot read '{path}': it is a link to nothing")
+        kind = special_kind(path)
+        if kind:
+            raise GridError(f"--against: '{path}' is not a regular file ({kind}); pass results CSV files")
     if not paths:
         raise GridError(f"--against '{against}' holds no .csv file; pass the folder of committed results CSVs "
                         "(default results/) or one CSV file")

@@ -80,9 +80,9 @@ class RunRequest:
     @classmethod
     def from_json(cls, text: str) -> RunRequest:
         """A request from JSON (or a path to a JSON file); GridError naming what is wrong or missing."""
-        if not text.lstrip().startswith("{") and special_kind(text):
-            raise GridError(f"run-one: the spec {text} is {special_kind(text)}; accepted: a JSON object or a JSON "
-                            "file")
+        kind = "" if text.lstrip().startswith("{") else special_kind(text)
+        if kind:
+            raise GridError(f"run-one: the spec {text} is {kind}; accepted: a JSON object or a JSON file")
         if not text.lstrip().startswith("{") and Path(text).is_file():
             try:
                 text = Path(text).read_text(encoding="utf-8")
