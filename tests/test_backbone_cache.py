@@ -176,20 +176,6 @@ def test_packaged_file_is_checked_against_its_record(tmp_path, monkeypatch) -> N
     assert message.endswith("fix: pip install --force-reinstall --no-deps fakepkg==1.0")
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> Path:
-    """A small loadable save_pretrained folder (random BERT 1 x 16, the random backbones' tokenizer)."""
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    tokenizer = backbones._random_vocab_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_tiny_folder_loads(tiny_folder) -> None:
     loaded = load_backbone(str(tiny_folder))
     assert loaded.spec.kind == "local" and loaded.spec.family == "bert"

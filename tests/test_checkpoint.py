@@ -125,31 +125,21 @@ def snapshot(rid: str, code: str) -> checkpoint.Snapshot:
                                segments=[])
 
 
-class RunsCode:
-    """Unpickling this runs a shell command that creates ``marker``: what a crafted checkpoint does."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-def crafted_files(marker: Path) -> dict[str, bytes]:
+def crafted_files(marker: Path, runs_code: type) -> dict[str, bytes]:
     """Files that run code when unpickled: a torch.save zip archive and a bare pickle."""
     import io
     import pickle
 
     buffer = io.BytesIO()
-    torch.save({"format": checkpoint.FORMAT, "run_id": "abc", "evil": RunsCode(marker)}, buffer)
-    return {"torch zip": buffer.getvalue(), "bare pickle": pickle.dumps(RunsCode(marker))}
+    torch.save({"format": checkpoint.FORMAT, "run_id": "abc", "evil": runs_code(marker)}, buffer)
+    return {"torch zip": buffer.getvalue(), "bare pickle": pickle.dumps(runs_code(marker))}
 
 
 @pytest.mark.parametrize("kind", ["torch zip", "bare pickle"])
-def test_a_crafted_checkpoint_runs_nothing_and_is_set_aside_as_unsafe(tmp_path, kind) -> None:
+def test_a_crafted_checkpoint_runs_nothing_and_is_set_aside_as_unsafe(tmp_path, kind, runs_code) -> None:
     marker = tmp_path / "marker"
     path = tmp_path / "abc.pt"
-    path.write_bytes(crafted_files(marker)[kind])
+    path.write_bytes(crafted_files(marker, runs_code)[kind])
     said: list[str] = []
     assert checkpoint.load(path, "abc", code_fingerprint(), said.append) is None
     assert not marker.exists()
@@ -157,12 +147,12 @@ def test_a_crafted_checkpoint_runs_nothing_and_is_set_aside_as_unsafe(tmp_path, 
     assert not path.exists() and (tmp_path / "abc.pt.unused-1").exists()
 
 
-def test_a_run_finding_a_crafted_checkpoint_trains_from_the_start_and_runs_nothing(tmp_path) -> None:
+def test_a_run_finding_a_crafted_checkpoint_trains_from_the_start_and_runs_nothing(tmp_path, runs_code) -> None:
     marker = tmp_path / "marker"
     spec = smoke_spec("prompt", tmp_path / "checkpoints")
     path = checkpoint_path(tmp_path / "checkpoints", run_id(spec.identity()))
     path.parent.mkdir()
-    path.write_bytes(crafted_files(marker)["torch zip"])
+    path.write_bytes(crafted_files(marker, runs_code)["torch zip"])
     said: list[str] = []
     row = run_one(spec, say=said.append)
     assert not marker.exists() and row["status"] in ("ok", "collapsed") and row["segments"] == 1

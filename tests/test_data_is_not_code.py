@@ -5,7 +5,6 @@ marker file their code would create never appears. (Checkpoints: tests/test_chec
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,41 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import backbones
 from bench.backbones import BackboneError, load_backbone
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class RunsCode:
-    """Unpickling this runs a shell command that creates ``marker``."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> Path:
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    tokenizer = backbones._random_vocab_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def test_pickled_weights_that_run_code_are_refused_and_run_nothing(tiny_folder, tmp_path) -> None:
+def test_pickled_weights_that_run_code_are_refused_and_run_nothing(tiny_folder, tmp_path, runs_code) -> None:
     folder = tmp_path / "model"
     shutil.copytree(tiny_folder, folder)
     (folder / "model.safetensors").unlink()
     marker = tmp_path / "marker"
-    torch.save({"embeddings.word_embeddings.weight": RunsCode(marker)}, folder / "pytorch_model.bin")
+    torch.save({"embeddings.word_embeddings.weight": runs_code(marker)}, folder / "pytorch_model.bin")
     with pytest.raises(BackboneError) as refused:
         load_backbone(str(folder))
     assert not marker.exists()
