@@ -302,13 +302,14 @@ def _hparams_lines(rows: pd.DataFrame) -> list[str]:
 
 def _environment_lines(rows: pd.DataFrame) -> list[str]:
     def values(column: str) -> str:
-        found = sorted({str(v) for v in rows[column] if str(v) not in ("", "nan")})
+        found = sorted(text for text in rows[column].dropna().astype(str).unique() if text not in ("", "nan"))
         return ", ".join(found) or "–"
 
     peaks = [f"{machine} {group.median() / 1e9:.1f} GFLOP/s" for machine, group in
              rows.groupby("machine", sort=True)["matmul_peak_flops_per_s"] if group.notna().any()]
+    places = rows[["cpu", "cpu_features"]].fillna("").drop_duplicates()
     cpus = sorted({machine_of({"cpu": cpu, "cpu_features": features}) for cpu, features in
-                   zip(rows["cpu"].fillna(""), rows["cpu_features"].fillna(""), strict=True) if cpu})
+                   zip(places["cpu"], places["cpu_features"], strict=True) if cpu})
     peak_text = f"{'; '.join(peaks)} (median of runs)" if peaks else "–"
     dirty = (rows["git_dirty"] == "true").sum()
     lines = [

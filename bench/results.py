@@ -35,6 +35,7 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -155,6 +156,7 @@ DOMAINS: dict[str, Domain] = {
 NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in DOMAINS and DOMAINS[c].kind == "number")
 REQUIRED = ("run_id", "status")  # in every row
 REQUIRED_WHEN_FINISHED = ("acc",)  # in every ok or collapsed row: what the report averages
+_CURRENT = frozenset(COLUMNS)  # row_problem checks these columns; a header's others (none today) are not
 
 
 def row_problem(values: dict[str, str]) -> str | None:
@@ -195,32 +197,32 @@ class Record:
 def _records(data: bytes) -> Iterator[Record]:
     """The CSV records of ``data`` with the byte range each came from (quoted newlines handled)."""
     lines = data.splitlines(keepends=True)
-    position = 0
-    consumed: list[int] = []
-    undecodable: list[bool] = []
-
-    def feed() -> Iterator[str]:
-        for raw in lines:
-            consumed.append(len(raw))
+    ends = list(itertools.accumulate(map(len, lines)))  # byte offset just past each line
+    undecodable: set[int] = set()  # lines that are not UTF-8, by number
+    try:
+        texts = [line.decode("utf-8") for line in lines]
+    except UnicodeDecodeError:
+        texts = []
+        for number, line in enumerate(lines):
             try:
-                yield raw.decode("utf-8")
+                texts.append(line.decode("utf-8"))
             except UnicodeDecodeError:
-                undecodable.append(True)
-                yield raw.decode("utf-8", errors="replace")  # offsets come from the raw bytes
-
-    reader = csv.reader(feed())
+                undecodable.add(number)
+                texts.append(line.decode("utf-8", errors="replace"))  # offsets come from the raw bytes
+    reader = csv.reader(texts)
+    start, first_line = 0, 0
     while True:
-        start = position
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error:  # e.g. a quoted field left open at the end of a cut file
             fields = []
-        position += sum(consumed)
-        consumed.clear()
-        yield Record(start, position, fields, data[position - 1:position] == b"\n", not undecodable)
-        undecodable.clear()
+        last_line = reader.line_num  # the lines read so far: this record's end
+        end = ends[last_line - 1] if last_line else start
+        utf8 = not undecodable.intersection(range(first_line, last_line))
+        yield Record(start, end, fields, data[end - 1:end] == b"\n", utf8)
+        start, first_line = end, last_line
 
 
 def _refuse_special(path: Path) -> None:
@@ -292,6 +294,35 @@ def _damage(record: Record, header: list[str]) -> str | None:
     return row_problem(dict(zip(header, record.fields, strict=True)))
 
 
+def _damages(records: list[Record], header: list[str]) -> list[str | None]:
+    """``_damage`` of each record, found a column at a time: each distinct value of a column is checked
+    against its domain once (a results file repeats most of its values), and ``row_problem`` gives the
+    reason only for the records where a value failed or a required one is empty, so it decides every
+    verdict as it does for one row."""
+    whys: list[str | None] = [None] * len(records)
+    whole = []
+    for i, record in enumerate(records):
+        if not record.terminated or not record.utf8 or len(record.fields) != len(header):
+            whys[i] = _damage(record, header)
+        else:
+            whole.append(i)
+    suspects: set[int] = set()
+    values_by_column = list(zip(*(records[i].fields for i in whole), strict=True)) if whole else [()] * len(header)
+    for column, values in zip(header, values_by_column, strict=True):
+        domain = DOMAINS.get(column)
+        required = column in REQUIRED or column in REQUIRED_WHEN_FINISHED
+        if column not in _CURRENT or (domain is None and not required):
+            continue
+        failing = {text for text in set(values) if text and domain is not None and domain.problem(text)}
+        if required:
+            failing.add("")
+        if failing:
+            suspects.update(i for i, text in zip(whole, values, strict=True) if text in failing)
+    for i in suspects:
+        whys[i] = row_problem(dict(zip(header, records[i].fields, strict=True)))
+    return whys
+
+
 def read_rows(path: Path, warn: Callable[[str], None] | None = None) -> list[dict[str, str]]:
     """Every whole row of a results CSV as strings, in file order, with every current column (columns
     an earlier schema version lacked are empty). Damaged records are skipped with a warning naming
@@ -315,17 +346,15 @@ def _scan(data: bytes, source: Path | str) -> tuple[list[dict[str, str]], list[t
     if not data:
         return [], []
     header = _header_of(source, data)
-    _version(source, header)
+    current = _version(source, header) == SCHEMA_VERSION
     rows, damaged = [], []
-    for record in list(_records(data))[1:]:
-        if not record.fields:
-            continue  # a blank line
-        why = _damage(record, header)
+    records = [record for record in list(_records(data))[1:] if record.fields]  # less the blank lines
+    for record, why in zip(records, _damages(records, header), strict=True):
         if why:
             damaged.append((record, why))
             continue
         values = dict(zip(header, record.fields, strict=True))
-        rows.append({c: values.get(c, "") for c in COLUMNS})
+        rows.append(values if current else {c: values.get(c, "") for c in COLUMNS})
     return rows, damaged
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from bench.results import COLUMNS, NUMBER_COLUMNS, machine_of
@@ -28,13 +29,16 @@ def as_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     """The rows as a DataFrame, numeric columns typed, superseded rows dropped."""
     if not rows:
         return pd.DataFrame(columns=[*COLUMNS, "machine", "precision"])
-    data = pd.DataFrame(rows, columns=COLUMNS, dtype=str)
+    columns = {column: [row[column] for row in rows] for column in COLUMNS}
+    data = pd.DataFrame({column: pd.to_numeric(np.array(values, dtype=object), errors="coerce") if column in NUMERIC
+                         else pd.Series(values, dtype=str) for column, values in columns.items()})
     data = data.drop_duplicates(subset="run_id", keep="last").reset_index(drop=True)
-    for column in NUMERIC:
-        data[column] = pd.to_numeric(data[column], errors="coerce")
-    places = data[["accelerator", "cpu", "cpu_features"]].fillna("").to_dict("records")
-    data["machine"] = [machine_of(place) for place in places]
-    data["precision"] = [_precision(text) for text in data["hparams"]]
+    places = data[["accelerator", "cpu", "cpu_features"]].fillna("")
+    machines = np.empty(len(data), dtype=object)
+    for place, positions in places.groupby(list(places.columns), sort=False).indices.items():
+        machines[positions] = machine_of(dict(zip(places.columns, place, strict=True)))  # once per place
+    data["machine"] = pd.Series(machines, dtype=str)
+    data["precision"] = data["hparams"].map({text: _precision(text) for text in set(data["hparams"])})
     return data
 
 

@@ -66,6 +66,34 @@ def test_every_committed_row_is_within_its_domains() -> None:
     assert warnings == [] and len(rows) == count >= 220
 
 
+def test_reading_a_whole_file_gives_each_record_the_verdict_and_reason_of_the_one_row_check(tmp_path) -> None:
+    """``_scan`` checks a file a column at a time (each distinct value once); every record must still get
+    exactly what ``_damage`` says of it alone: good rows kept, the same reason for each damaged one."""
+    rng = random.Random(7)
+    lines: list[bytes] = []
+    for i in range(300):
+        values = format_row(good(f"r{i}", seed=i, acc=rng.choice([0.5, 0.75, 0.8125])))
+        if i % 7 == 3:  # a bad value, the same one in several records
+            column, text = OUT_OF_DOMAIN[rng.randrange(len(OUT_OF_DOMAIN))]
+            values[column] = text
+        if i % 11 == 5:
+            values.update(status="failed", acc="")  # a failed run needs no accuracy
+        lines.append(csv_line(values))
+    lines[40] = lines[40].replace(b"minilm-l6", b"minilm-\xff")  # not UTF-8
+    lines[41] = lines[41][:-1] + b',extra\n'  # a field too many
+    lines[299] = lines[299][:-1]  # cut: no newline
+    data = ",".join(COLUMNS).encode() + b"\n" + b"".join(lines)
+    records = list(results_module._records(data))
+    header = records[0].fields
+    expected = [results_module._damage(record, header) for record in records[1:]]
+    judged = list(zip(records[1:], expected, strict=True))
+    rows, damaged = results_module._scan(data, "made.csv")
+    assert [record.offset for record, _ in damaged] == [record.offset for record, why in judged if why]
+    assert [why for _, why in damaged] == [why for why in expected if why]
+    assert [row["run_id"] for row in rows] == [record.fields[1] for record, why in judged if not why]
+    assert 40 < len(damaged) < 60 and any("not UTF-8" in why for _, why in damaged)
+
+
 @pytest.mark.parametrize(("column", "text"), OUT_OF_DOMAIN)
 def test_a_value_outside_its_domain_makes_the_row_damaged_on_read(tmp_path, column, text) -> None:
     path = tmp_path / "runs.csv"
