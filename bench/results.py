@@ -5,6 +5,8 @@ One run = one row, and a row is written whole or not at all:
 * ``append_row`` takes an inter-process lock (``filelock``, on ``<file>.lock``), writes the header only
   into an empty file, and writes the row in one ``O_APPEND`` write followed by ``fsync``. If the write
   fails part-way (a full disk), the file is cut back to its previous length, so no half row is left.
+* The schema is one table, ``SCHEMA`` (each column's name, domain and the version that added it), from
+  which the header, the earlier headers (``KNOWN_HEADERS``) and the domains derive.
 * Every column has a domain (``DOMAINS``: accuracies in [0, 1], counts and times finite and not
   negative, ``hparams`` a JSON object, a known status; ``acc`` present in a finished row). A row outside
   them is refused on write (``RowError``) and is a damaged record on read, as a cut or glued one is.
@@ -52,42 +54,6 @@ from filelock import FileLock, Timeout
 
 from bench import SCHEMA_VERSION
 
-COLUMNS = [
-    # identity
-    "schema_version", "run_id", "created_at", "grid", "task", "backbone", "method", "seed", "budget",
-    "hparams",
-    # code
-    "git_sha", "git_dirty",
-    # size
-    "total_params", "trainable_params", "trainable_params_excl_head", "trainable_pct",
-    # accuracy
-    "train_loss", "acc", "acc_last", "acc_select", "best_epoch", "epochs", "majority_rate", "pred_majority_share",
-    "n_train", "n_select", "n_eval",
-    # speed
-    "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s", "matmul_peak_flops_per_s",
-    "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb", "peak_cuda_mem_mb",
-    # speed: was the machine quiet while this run trained?
-    "other_cpu_load", "speed_clean",
-    # how many processes the training ran in: 1, or more when it resumed from epoch checkpoints
-    "segments",
-    # place
-    "device", "threads", "torch", "transformers", "fastnlp", "python", "cpu",
-    # the CPU's speed-relevant instruction sets: CPUs sold under one name differ (bf16, AMX)
-    "cpu_features",
-    # where and how: the host, the GPU's name (empty on CPU), serial or ray
-    "node", "accelerator", "launcher",
-    # outcome
-    "status", "error",
-]
-ADDED_IN_V2 = ("other_cpu_load", "speed_clean")
-ADDED_IN_V3 = ("node", "accelerator", "launcher")
-ADDED_IN_V4 = ("cpu_features",)
-ADDED_IN_V5 = ("segments",)
-# Every header this code can read: the current one and the earlier versions (columns added later absent).
-KNOWN_HEADERS = {SCHEMA_VERSION: COLUMNS, 4: [c for c in COLUMNS if c not in ADDED_IN_V5],
-                 3: [c for c in COLUMNS if c not in ADDED_IN_V4 + ADDED_IN_V5],
-                 2: [c for c in COLUMNS if c not in ADDED_IN_V3 + ADDED_IN_V4 + ADDED_IN_V5],
-                 1: [c for c in COLUMNS if c not in ADDED_IN_V2 + ADDED_IN_V3 + ADDED_IN_V4 + ADDED_IN_V5]}
 STATUSES = ("ok", "failed", "collapsed")
 FINISHED = ("ok", "collapsed")  # a run with one of these statuses is not run again
 LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
@@ -140,19 +106,61 @@ _FRACTION = Domain("number", high=1.0)  # accuracies and shares of the eval spli
 _COUNT = Domain("number", integer=True)
 _AMOUNT = Domain("number")  # times, speeds, memory, a loss: finite and not negative
 _FLAG = Domain("choice", choices=("true", "false"))
-DOMAINS: dict[str, Domain] = {
-    "schema_version": Domain("number", low=1, high=SCHEMA_VERSION, integer=True),
-    "seed": _COUNT, "hparams": Domain("json"), "git_dirty": _FLAG,
-    **dict.fromkeys(("total_params", "trainable_params", "trainable_params_excl_head", "best_epoch", "epochs",
-                     "n_train", "n_select", "n_eval"), _COUNT),
-    "trainable_pct": Domain("number", high=100.0),
-    **dict.fromkeys(("acc", "acc_last", "acc_select", "majority_rate", "pred_majority_share"), _FRACTION),
-    **dict.fromkeys(("train_loss", "train_samples_per_s", "train_tokens_per_s", "train_flops_per_s",
-                     "matmul_peak_flops_per_s", "eval_samples_per_s", "train_s", "run_s", "peak_mem_mb",
-                     "peak_cuda_mem_mb", "other_cpu_load"), _AMOUNT),
-    "speed_clean": _FLAG, "segments": Domain("number", low=1, integer=True),
-    "threads": Domain("number", low=1, integer=True), "status": Domain("choice", choices=STATUSES),
-}
+_TEXT = None  # any text (names, versions, times, an error message)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the results file: its name, its domain (None: any text) and the schema version that
+    added it."""
+
+    name: str
+    domain: Domain | None = _TEXT
+    since: int = 1
+
+
+# The schema as one table, in the file's column order. Adding a column is one line here (``since`` the
+# new version) beside the code that measures it: the header, the older headers this code reads and
+# migrates, the domains checked on write and read, and the report's numeric columns derive from it.
+SCHEMA: tuple[Column, ...] = (
+    # identity
+    Column("schema_version", Domain("number", low=1, high=SCHEMA_VERSION, integer=True)), Column("run_id"),
+    Column("created_at"), Column("grid"), Column("task"), Column("backbone"), Column("method"),
+    Column("seed", _COUNT), Column("budget"), Column("hparams", Domain("json")),
+    # code
+    Column("git_sha"), Column("git_dirty", _FLAG),
+    # size
+    Column("total_params", _COUNT), Column("trainable_params", _COUNT), Column("trainable_params_excl_head", _COUNT),
+    Column("trainable_pct", Domain("number", high=100.0)),
+    # accuracy
+    Column("train_loss", _AMOUNT), Column("acc", _FRACTION), Column("acc_last", _FRACTION),
+    Column("acc_select", _FRACTION), Column("best_epoch", _COUNT), Column("epochs", _COUNT),
+    Column("majority_rate", _FRACTION), Column("pred_majority_share", _FRACTION),
+    Column("n_train", _COUNT), Column("n_select", _COUNT), Column("n_eval", _COUNT),
+    # speed
+    Column("train_samples_per_s", _AMOUNT), Column("train_tokens_per_s", _AMOUNT),
+    Column("train_flops_per_s", _AMOUNT), Column("matmul_peak_flops_per_s", _AMOUNT),
+    Column("eval_samples_per_s", _AMOUNT), Column("train_s", _AMOUNT), Column("run_s", _AMOUNT),
+    Column("peak_mem_mb", _AMOUNT), Column("peak_cuda_mem_mb", _AMOUNT),
+    # speed: was the machine quiet while this run trained?
+    Column("other_cpu_load", _AMOUNT, since=2), Column("speed_clean", _FLAG, since=2),
+    # how many processes the training ran in: 1, or more when it resumed from epoch checkpoints
+    Column("segments", Domain("number", low=1, integer=True), since=5),
+    # place
+    Column("device"), Column("threads", Domain("number", low=1, integer=True)), Column("torch"),
+    Column("transformers"), Column("fastnlp"), Column("python"), Column("cpu"),
+    # the CPU's speed-relevant instruction sets: CPUs sold under one name differ (bf16, AMX)
+    Column("cpu_features", since=4),
+    # where and how: the host, the GPU's name (empty on CPU), serial or ray
+    Column("node", since=3), Column("accelerator", since=3), Column("launcher", since=3),
+    # outcome
+    Column("status", Domain("choice", choices=STATUSES)), Column("error"),
+)
+COLUMNS = [column.name for column in SCHEMA]
+# Every header this code can read: the current one and the earlier versions (columns added later absent).
+KNOWN_HEADERS = {version: [column.name for column in SCHEMA if column.since <= version]
+                 for version in range(SCHEMA_VERSION, 0, -1)}
+DOMAINS: dict[str, Domain] = {column.name: column.domain for column in SCHEMA if column.domain is not None}
 NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in DOMAINS and DOMAINS[c].kind == "number")
 REQUIRED = ("run_id", "status")  # in every row
 REQUIRED_WHEN_FINISHED = ("acc",)  # in every ok or collapsed row: what the report averages

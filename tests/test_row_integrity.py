@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
+from bench import SCHEMA_VERSION
 from bench import results as results_module
 from bench.results import (
     COLUMNS,
     KNOWN_HEADERS,
+    SCHEMA,
     RunClaim,
     SchemaError,
     append_row,
@@ -21,6 +25,8 @@ from bench.results import (
     migrate,
     read_rows,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def row(rid: str, **values) -> dict:
@@ -227,3 +233,14 @@ def test_a_row_with_bytes_that_are_not_utf8_is_damaged_not_read(tmp_path) -> Non
     assert [r["run_id"] for r in read_rows(path, warn=warnings.append)] == ["a", "c"]
     assert warnings == [f"warning: {path}: damaged record at byte {offset} skipped: bytes that are not UTF-8 "
                         "(a damaged disk or an editor)"]
+
+
+def test_the_schema_table_gives_every_header_this_code_has_read_and_written() -> None:
+    """``SCHEMA`` is the one table the headers derive from: a change to it that alters an earlier
+    version's header would leave files of that version unreadable, and the committed file is current."""
+    pinned = json.loads((ROOT / "tests" / "fixtures" / "known_headers.json").read_text())
+    assert {str(version): header for version, header in KNOWN_HEADERS.items()} == pinned
+    assert len({column.name for column in SCHEMA}) == len(SCHEMA) == len(pinned[str(SCHEMA_VERSION)])
+    assert all(1 <= column.since <= SCHEMA_VERSION for column in SCHEMA)
+    with (ROOT / "results" / "runs.csv").open(newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == KNOWN_HEADERS[SCHEMA_VERSION]
