@@ -727,6 +727,11 @@ def machine_of(row: dict[str, str]) -> str:
     return f"{cpu} ({features})" if features else cpu
 
 
+def this_cpu() -> str:
+    """This machine's CPU as a row measured here names it (``machine_of``): e.g. "AMD EPYC (avx2)"."""
+    return machine_of({"cpu": cpu_name(), "cpu_features": cpu_features()})
+
+
 @functools.cache
 def environment() -> dict[str, str]:
     """Library versions and machine, recorded with every row (constant for a process: looked up once;

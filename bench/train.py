@@ -43,11 +43,9 @@ from bench.results import (
     accelerator_name,
     available_cores,
     core_affinity,
-    cpu_features,
-    cpu_name,
     git_state,
-    machine_of,
     run_id,
+    this_cpu,
 )
 from bench.tasks import TaskData
 from methods import METHODS
@@ -432,8 +430,7 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
 
 def _machine(spec: RunSpec) -> str:
     """The kind of machine a training segment ran on, as far as its speed goes."""
-    kind = machine_of({"cpu": cpu_name(), "cpu_features": cpu_features()})  # the CPU as rows name it
-    return f"{kind}, {spec.threads} threads, {accelerator_name(spec.device) or torch.device(spec.device).type}"
+    return f"{this_cpu()}, {spec.threads} threads, {accelerator_name(spec.device) or torch.device(spec.device).type}"
 
 
 def hparams_json(spec: RunSpec) -> str:

@@ -163,14 +163,13 @@ def compare_accuracy(base: dict[str, dict[str, Any]], now: dict[str, dict[str, A
     return problems
 
 
-def _history_rows(rows: list[dict[str, Any]], here: dict[str, str], repeats: int) -> list[dict[str, Any]]:
-    from bench.results import cpu_features, git_state, machine_of
+def _history_rows(rows: list[dict[str, Any]], repeats: int) -> list[dict[str, Any]]:
+    from bench.results import git_state, this_cpu
     from benchmarks.loop import THREADS
 
     sha, dirty = git_state(ROOT)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cpu = machine_of({"cpu": here["cpu"], "cpu_features": cpu_features()})  # e.g. "AMD EPYC (avx2)"
-    return [{"date": stamp, "commit": sha + ("+dirty" if dirty else ""), "cpu": cpu, "threads": THREADS,
+    return [{"date": stamp, "commit": sha + ("+dirty" if dirty else ""), "cpu": this_cpu(), "threads": THREADS,
              "repeats": repeats, **row} for row in rows]
 
 
@@ -235,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if acc_entry is not None:
         problems += compare_accuracy(acc_entry["accuracy"], guard, exact=acc_entry["platform"] == here)
     if args.record and rows:
-        history.append(_history_rows(rows, here, repeats))
+        history.append(_history_rows(rows, repeats))
         print(f"ratios appended to {history.HISTORY}")
     if problems:
         print("REGRESSION:\n  " + "\n  ".join(problems))

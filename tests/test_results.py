@@ -12,10 +12,12 @@ from bench.results import (
     append_row,
     check_schema,
     cpu_features,
+    environment,
     finished_rows,
     machine_of,
     read_rows,
     run_id,
+    this_cpu,
 )
 
 
@@ -100,6 +102,7 @@ def test_a_rows_machine_is_its_gpu_else_its_cpu_with_features_when_recorded() ->
     assert machine_of({"accelerator": "", "cpu": "AMD EPYC", "cpu_features": "avx2"}) == "AMD EPYC (avx2)"
     assert machine_of({"accelerator": "", "cpu": "AMD EPYC", "cpu_features": ""}) == "AMD EPYC"  # before v4
     assert machine_of({"cpu": ""}) == "unknown CPU"
+    assert this_cpu() == machine_of({**environment(), "accelerator": ""})  # what a CPU row recorded here says
 
 
 def test_rows_record_this_cpus_features() -> None:
