@@ -245,7 +245,7 @@ def _run_one(args) -> int:
     --results already records as finished is not run again (unless --rerun): its recorded row is printed."""
     from bench.backbones import unavailable
     from bench.grids import Variant
-    from bench.results import RunClaim, run_id
+    from bench.results import RunClaim
     from bench.runner import preflight, validate
     from bench.unit import RunRequest
 
@@ -258,7 +258,7 @@ def _run_one(args) -> int:
     problem = unavailable(request.backbone)
     if problem:
         raise BackboneError(problem)
-    rid = run_id(request.spec().identity())  # loads and checks the task data before any work
+    rid = request.spec().run_id  # loads and checks the task data before any work
     if not args.results:
         return _execute_one(request, args)
     claim = RunClaim(args.results, rid)  # a second run-one of the same spec waits, then reuses this one's row

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.grids import Grid, GridError
-from bench.results import RunClaim, finished_rows, git_state, machine_of, run_id
+from bench.results import RunClaim, finished_rows, git_state, machine_of
 from bench.runner import GridOutcome, RunLog, expand, prepare, record_failure, record_row, run_label
 
 CRASH_HOOK = "BENCH_TEST_CRASH_RUN"  # tests only: a worker running this label ("backbone method seed") dies
@@ -229,7 +229,7 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
         specs = expand(grid, task_data, device, threads, bucketing, False, log.say)
         outcome.planned = len(specs)
         for index, spec in enumerate(specs, 1):
-            rid, label = run_id(spec.identity()), run_label(index, len(specs), spec)
+            rid, label = spec.run_id, run_label(index, len(specs), spec)
             row = None if rerun else finished_rows(results).get(rid)
             if row is not None:
                 machine = machine_of(row)

@@ -40,7 +40,6 @@ from bench.results import (
     finished_rows,
     git_state,
     machine_of,
-    run_id,
 )
 from bench.tasks import TaskError, check_sizes, resolve_task
 
@@ -222,7 +221,7 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
         for variant in grid.variants:
             for seed in grid.seeds:
                 spec = RunSpec(grid.name, task, backbone, variant, seed, budget, device, threads, bucketing, progress)
-                rid = run_id(spec.identity())
+                rid = spec.run_id
                 if rid in seen:
                     continue
                 seen.add(rid)
@@ -310,7 +309,7 @@ def _run(grid, task, note, results, device, threads, rerun, bucketing, progress,
 
     def attempt(index: int, spec, wait: bool) -> bool:
         """Run ``spec`` unless it is recorded; False when another process holds it and ``wait`` is off."""
-        rid = run_id(spec.identity())
+        rid = spec.run_id
         label = run_label(index, len(specs), spec)
         if not rerun and _reuse(results, rid, label, outcome, say, warn_once):
             remove_checkpoint(spec.checkpoint_dir, rid)  # left by a process stopped between recording and removing

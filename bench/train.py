@@ -19,6 +19,7 @@ load and peak memory over all the processes it trained in.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -92,7 +93,13 @@ class RunSpec:
                 "train_cap": self.budget.train_cap, "select_cap": self.budget.select_cap,
                 "bucketing": self.bucketing}
 
+    @functools.cached_property
+    def run_id(self) -> str:
+        """The run's id (``bench.results.run_id`` of its identity), computed once per spec."""
+        return run_id(self.identity())
+
     def identity(self) -> dict[str, Any]:
+        """What defines the run: its row's run_id is the hash of this."""
         return {"grid": self.grid, "task": self.task.name, "backbone": self.backbone,
                 "method": self.variant.name, "seed": self.seed, "budget": self.budget.name,
                 "hparams": self.hparams(), "device": torch.device(self.device).type,
@@ -340,7 +347,7 @@ def run_one(spec: RunSpec, say: Callable[[str], None] = print) -> dict[str, Any]
     callbacks = [timer, keeper, losses, LRSchedCallback(scheduler)]
     if spec.progress:
         callbacks.append(Progress(say, epochs, len(loader)))
-    rid = run_id(spec.identity())
+    rid = spec.run_id
     saving = checkpoint_path(spec.checkpoint_dir, rid) if spec.checkpoint_dir is not None else None
     fingerprint = code_fingerprint() if saving else ""
     resumed = load_checkpoint(saving, rid, fingerprint, say) if saving else None

@@ -157,10 +157,9 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
 def row_identity(request: RunRequest, spec: Any, context: dict[str, Any]) -> dict[str, Any]:
     """What a row says about its run before any measurement: also all a launcher knows of a run whose
     worker died."""
-    from bench.results import run_id
     from bench.train import hparams_json
 
-    return {"schema_version": SCHEMA_VERSION, "run_id": run_id(spec.identity()),
+    return {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
             "task": request.task, "backbone": request.backbone, "method": spec.variant.name, "seed": request.seed,
             "budget": request.budget, "hparams": hparams_json(spec), "git_sha": context.get("git_sha", ""),

@@ -73,7 +73,7 @@ def test_every_built_in_grid_expands_to_its_pinned_run_ids(key) -> None:
     name, task = key.split("/")
     specs = expand(grid_of(["--grid", name, "--task", task]), SimpleNamespace(name=task), "cpu", 2, True, False,
                    say=lambda _: None)
-    assert [run_id(s.identity()) for s in specs] == PINNED[key]
+    assert [s.run_id for s in specs] == [run_id(s.identity()) for s in specs] == PINNED[key]
 
 
 # --- a grid's size ----------------------------------------------------------------------------------------
