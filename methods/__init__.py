@@ -1,14 +1,16 @@
-"""Tuning methods: ``METHODS`` maps each name to its declaration (``methods/catalog.py``), importable
-without torch; ``build`` makes a model of one. Implementations live one per file in this package."""
+"""Tuning methods: ``METHODS`` maps each name to its declaration, importable without torch; ``build``
+makes a model of one. Each method is a folder, ``methods/<name>/`` (declaration in ``__init__.py``,
+implementation in ``model.py``), found by ``methods.registry.discover``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from methods import catalog  # noqa: F401  (importing declares the methods)
-from methods.registry import METHODS, MethodEntry
+from methods.registry import METHODS, MethodEntry, discover
 
 __all__ = ["METHODS", "MethodEntry", "build"]
+
+discover()
 
 
 def build(name: str, backbone: Any, num_labels: int, **settings: Any) -> Any:

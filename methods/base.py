@@ -7,7 +7,7 @@ encodes a batch (``encode``) and what it adds or freezes (``setup``), reading it
 ``self.settings`` (the shared training settings are ``self.train_settings``); the training loop sees
 ``train_step`` / ``evaluate_step`` (fastNLP matches batch keys to their argument names), the parameters
 that require grad, and ``trainable_state`` for epoch selection. It never asks which method it runs.
-Methods are declared in ``methods/catalog.py``.
+Each method is declared in its folder, ``methods/<name>/__init__.py``.
 """
 
 from __future__ import annotations

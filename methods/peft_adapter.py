@@ -1,12 +1,13 @@
 """Methods from Hugging Face PEFT under our loop, our head and our loss.
 
-``PeftAdapter`` turns a PEFT configuration into a method: the settings class of each PEFT-backed
-method (``methods/catalog.py``) builds its PEFT config for the backbone's family (target modules come
-from ``methods/families.py``), ``get_peft_model`` wraps the freshly loaded backbone and freezes it, and
-the shared head pools the adapted hidden states. Any PEFT method whose training needs nothing beyond
-forward and backward fits: LoRA and IA3 change the backbone's Linear layers in place; prompt learning
-(prompt tuning, prefix tuning) adds virtual tokens in PEFT's own forward, so encoding always goes
-through the PeftModel and the virtual positions PEFT prepends to the output are dropped.
+``PeftAdapter`` turns a PEFT configuration into a method: the settings class of each PEFT-backed method
+(a ``methods.settings.PeftSettings`` in ``methods/<name>/__init__.py``) builds its PEFT config for the
+backbone's family (target modules come from ``methods/families.py``), ``get_peft_model`` wraps the
+freshly loaded backbone and freezes it, and the shared head pools the adapted hidden states. Any PEFT
+method whose training needs nothing beyond forward and backward fits: LoRA and IA3 change the backbone's
+Linear layers in place; prompt learning (prompt tuning, prefix tuning) adds virtual tokens in PEFT's own
+forward, so encoding always goes through the PeftModel and the virtual positions PEFT prepends to the
+output are dropped.
 
 What trains is what PEFT marks trainable: the adapter weights (``lora_``, ``ia3_``) or the prompt
 encoder. Closed-form counts and FLOP formulas come from the settings class (``expected_trainable``,

@@ -2,19 +2,23 @@
 
 A ``MethodEntry`` says what a method is called, where its implementation lives (``module:Class``,
 imported only when a run builds the model), one line on what it does, its own typed settings class,
-and its defaults for the shared training settings. ``METHODS`` holds the entries; the declarations
-themselves are in ``methods/catalog.py``. Everything outside ``methods/`` reaches a method through its
-entry (``resolve``, ``problems``, ``load``), never by its name.
+and its defaults for the shared training settings. ``METHODS`` holds the entries. Each method is a
+folder of this package, ``methods/<name>/``: its ``__init__.py`` declares it (no torch import) and,
+for a native method, ``model.py`` implements it; ``discover`` imports every such folder, so adding a
+method edits no shared file. Everything outside ``methods/`` reaches a method through its entry
+(``resolve``, ``problems``, ``load``), never by its name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
+from pathlib import Path
 from typing import Any
 
 from bench.registry import Registry
-from methods.settings import NoSettings, Settings, TrainingSettings
+from methods.settings import NoSettings, PeftSettings, Settings, TrainingSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,7 @@ class MethodEntry:
 
 
 METHODS: Registry[MethodEntry] = Registry("method")
+PEFT_ADAPTER = "methods.peft_adapter:PeftAdapter"  # the one implementation of every PEFT-backed method
 
 
 def declare(entry: MethodEntry) -> MethodEntry:
@@ -70,7 +75,25 @@ def declare(entry: MethodEntry) -> MethodEntry:
     if unknown:
         raise ValueError(f"method '{entry.name}' training defaults {unknown} are not training settings; "
                          f"accepted: {', '.join(TrainingSettings.fields())}")
+    if entry.implementation == PEFT_ADAPTER and not issubclass(entry.settings, PeftSettings):
+        raise ValueError(f"method '{entry.name}' runs through PEFT, so its settings must subclass "
+                         "methods.settings.PeftSettings (peft_config, expected_trainable)")
     problems = entry.problems(entry.defaults())
     if problems:
         raise ValueError(f"method '{entry.name}' defaults are invalid: {'; '.join(problems)}")
     return METHODS.add(entry.name, entry)
+
+
+def declare_peft(name: str, description: str, settings: type[PeftSettings],
+                 training: dict[str, Any] | None = None) -> MethodEntry:
+    """Declare a method that PEFT implements: only its settings class (``PeftSettings``) is its own."""
+    return declare(MethodEntry(name, PEFT_ADAPTER, description, settings, dict(training or {})))
+
+
+def discover() -> None:
+    """Import every method folder of this package (``methods/<name>/__init__.py`` declares it), in name
+    order; a folder imported before is not imported twice."""
+    folder = Path(__file__).parent
+    for module in sorted(pkgutil.iter_modules([str(folder)]), key=lambda m: m.name):
+        if module.ispkg:
+            importlib.import_module(f"{__package__}.{module.name}")

@@ -7,7 +7,8 @@ Two kinds are kept apart:
   it trains. A method may declare its own defaults for these (prompt tuning wants a larger learning
   rate than fine-tuning); the budget supplies batch size and maximum length and caps the epochs.
 * a method's own settings (prompt length, initialisation, projection, ...): one ``Settings`` subclass
-  per method, declared with the method in ``methods/catalog.py``.
+  per method, declared with the method in its folder (``methods/<name>/__init__.py``); a method
+  backed by PEFT subclasses ``PeftSettings``, which says how to build its PEFT config.
 
 Each field is declared with ``setting(default, check, help)``; ``check`` returns None when a value is
 accepted, else what is accepted, so every problem of a grid can be listed at once before anything runs.
@@ -142,3 +143,24 @@ class TrainingSettings(Settings):
 @dataclasses.dataclass(frozen=True)
 class NoSettings(Settings):
     """For a method with nothing of its own to set."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PeftSettings(Settings):
+    """Base of a PEFT-backed method's settings: the typed contract ``methods.peft_adapter.PeftAdapter``
+    relies on. ``peft`` is imported only inside ``peft_config``, so declarations stay torch-free."""
+
+    adds_positions: ClassVar[bool] = False  # prompt-learning methods prepend virtual positions to every sequence
+
+    def peft_config(self, backbone: Any, family: Any) -> Any:
+        """The PEFT config for ``backbone`` of ``family`` (``methods.families.Family``: its target modules)."""
+        raise NotImplementedError
+
+    def expected_trainable(self, backbone: Any, family: Any) -> int:
+        """The closed-form count of what PEFT trains on ``backbone`` (the head aside)."""
+        raise NotImplementedError
+
+
+# Training-setting defaults shared by methods of one style (a method declares its own over these)
+FROZEN_BACKBONE = {"lr": 1e-2, "epochs": 10, "weight_decay": 0.0}  # prompt-style: only a few vectors train
+ADAPTER = {"lr": 1e-3, "epochs": 10, "weight_decay": 0.0}  # LoRA-style: a small update to a frozen backbone

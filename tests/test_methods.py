@@ -86,7 +86,7 @@ def test_the_methods_parameters_change_the_logits(method: str, family: str) -> N
 
 
 def test_a_method_with_no_effect_is_caught() -> None:
-    from methods.finetune import FineTune
+    from methods.finetune.model import FineTune
 
     class Dead(FineTune):
         def setup(self) -> None:
@@ -230,7 +230,7 @@ def test_duplicate_registration_is_refused() -> None:
     from methods.registry import MethodEntry, declare
 
     with pytest.raises(ValueError, match="registered twice"):
-        declare(MethodEntry("prompt", "methods.prompt:PromptTuning", "again", METHODS["prompt"].settings))
+        declare(MethodEntry("prompt", "methods.prompt.model:PromptTuning", "again", METHODS["prompt"].settings))
 
 
 def test_a_declaration_with_bad_defaults_or_a_shadowing_setting_is_refused() -> None:
@@ -244,11 +244,11 @@ def test_a_declaration_with_bad_defaults_or_a_shadowing_setting_is_refused() -> 
         lr: int = setting(1, positive_int, "clashes with the training lr")
 
     with pytest.raises(ValueError, match="shadow training settings"):
-        declare(MethodEntry("shadowing", "methods.finetune:FineTune", "x", Shadowing))
+        declare(MethodEntry("shadowing", "methods.finetune.model:FineTune", "x", Shadowing))
     with pytest.raises(ValueError, match="defaults are invalid"):
-        declare(MethodEntry("bad-lr", "methods.finetune:FineTune", "x", training={"lr": -1.0}))
+        declare(MethodEntry("bad-lr", "methods.finetune.model:FineTune", "x", training={"lr": -1.0}))
     with pytest.raises(ValueError, match="not training settings"):
-        declare(MethodEntry("typo", "methods.finetune:FineTune", "x", training={"learning_rate": 1e-3}))
+        declare(MethodEntry("typo", "methods.finetune.model:FineTune", "x", training={"learning_rate": 1e-3}))
     assert not {"shadowing", "bad-lr", "typo"} & set(METHODS)
 
 
@@ -260,3 +260,48 @@ def test_every_declared_method_loads_a_method_with_typed_settings() -> None:
         assert isinstance(model, Method) and isinstance(model.settings, entry.settings), name
         assert model.settings.as_dict() == entry.settings.defaults()
         assert model.train_settings.lr == entry.defaults()["lr"]
+
+
+def test_a_method_is_one_folder_found_without_editing_a_shared_file(tmp_path) -> None:
+    """A copy of ``methods/`` with one new folder (declaration and implementation) lists and builds the
+    new method; no file of the copy but the new folder's was edited."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "methods", tmp_path / "methods", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "methods" / "scaled").mkdir()
+    (tmp_path / "methods" / "scaled" / "__init__.py").write_text(
+        "from methods.registry import MethodEntry, declare\n"
+        "declare(MethodEntry('scaled', 'methods.scaled.model:Scaled', 'a learned output scale'))\n")
+    (tmp_path / "methods" / "scaled" / "model.py").write_text(
+        "import torch\nfrom methods.finetune.model import FineTune\n"
+        "class Scaled(FineTune):\n"
+        "    def setup(self):\n        self.scale = torch.nn.Parameter(torch.ones(()))\n")
+    probe = ("import sys; import methods; from transformers import BertConfig, BertModel\n"
+             "backbone = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, "
+             "num_attention_heads=4, intermediate_size=64), add_pooling_layer=False)\n"
+             "model = methods.build('scaled', backbone, 2)\n"
+             "print(','.join(methods.METHODS), type(model).__name__, methods.__file__)\n")
+    env = {"PYTHONPATH": f"{tmp_path}{__import__('os').pathsep}{root}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    names, cls, where = out.stdout.rsplit(" ", 2)
+    assert set(names.split(",")) == {*METHODS, "scaled"}, out.stdout
+    assert cls == "Scaled" and where.strip().startswith(str(tmp_path))
+
+
+def test_a_peft_method_whose_settings_are_not_peft_settings_is_refused() -> None:
+    from methods.registry import PEFT_ADAPTER, MethodEntry, declare
+    from methods.settings import Settings
+
+    with pytest.raises(ValueError, match="must subclass methods.settings.PeftSettings"):
+        declare(MethodEntry("untyped-peft", PEFT_ADAPTER, "x", Settings))
+    assert "untyped-peft" not in METHODS
+    for entry in METHODS.values():
+        if entry.implementation == PEFT_ADAPTER:
+            from methods.settings import PeftSettings
+
+            assert issubclass(entry.settings, PeftSettings), entry.name

@@ -21,7 +21,7 @@ from bench.grids import GridError, Variant, narrow
 from bench.results import read_rows
 from bench.runner import run_grid
 from bench.train import CpuLoadMeter, speed_is_clean
-from methods.finetune import FineTune
+from methods.finetune.model import FineTune
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--grid", "smoke", "--methods", "finetune", "--backbones", "random-bert-tiny", "--threads", "1", "--quiet"]

@@ -66,7 +66,7 @@ class PrefixAttention(nn.Module):
 
 
 class PrefixTuning(Method):
-    """Settings: ``methods.catalog.PrefixSettings``."""
+    """Settings: ``methods.prefix.PrefixSettings``."""
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)

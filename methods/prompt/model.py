@@ -21,7 +21,7 @@ from methods.families import hidden_size
 
 
 class PromptTuning(Method):
-    """Settings: ``methods.catalog.PromptSettings``."""
+    """Settings: ``methods.prompt.PromptSettings``."""
 
     def setup(self) -> None:
         self.backbone.requires_grad_(False)
