@@ -28,10 +28,11 @@ from pathlib import Path
 from bench.backbones import BACKBONES, BackboneError
 from bench.grid_files import GRIDS, MAX_RUNS, apply_sets, check_size, expand_sweeps, get_grid, set_everywhere
 from bench.grids import BUDGETS, Grid, GridError, narrow
+from bench.launchers import LAUNCHERS
+from bench.launchers.driver import GridAborted, RunSettings
 from bench.registry import UnknownName
 from bench.report_install import ReportError
 from bench.results import SchemaError, available_cores
-from bench.runner import GridAborted
 from bench.startup import stopped_while_starting, take_over
 from bench.tasks import TASKS, TaskError
 
@@ -82,19 +83,13 @@ def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
                         help=f"refuse a grid of more than N runs, counted before anything is expanded (default "
                              f"{MAX_RUNS:,}: a bigger sweep is more likely a typo than a plan)")
-    parser.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
-                        help="save an epoch checkpoint at most this often, so an interrupted run resumes after "
-                             "its last saved epoch (default 10; 0: never; serial launcher only)")
     parser.add_argument("--no-bucketing", action="store_true", help="random training batches (for comparison)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch training progress")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    parser.add_argument("--launcher", choices=("serial", "ray"), default="serial",
-                        help="serial: one run after another here (default); ray: every missing run as a Ray task "
-                             "(pip install -e '.[ray]')")
-    parser.add_argument("--ray-address", help="join this Ray cluster (auto, or ray://host:10001); default: start "
-                                              "Ray on this machine")
-    parser.add_argument("--retries", type=int, default=0,
-                        help="with --launcher ray: times Ray runs a task again when its worker or node dies")
+    parser.add_argument("--launcher", choices=list(LAUNCHERS), default="serial",
+                        help="; ".join(f"{launcher.name}: {launcher.help}" for launcher in LAUNCHERS.values()))
+    for launcher in LAUNCHERS.values():
+        launcher.add_options(parser)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,9 +192,18 @@ def _grid_of(args) -> Grid:
     return expand_sweeps(grid, args.max_runs)
 
 
-def _run(args) -> int:
-    from bench.runner import DEFAULT_CHECKPOINT_EVERY_S, run_grid
+def _launcher_options(args):
+    """The chosen launcher and its typed options; an option of another launcher is refused, naming whose it is."""
+    launcher = LAUNCHERS[args.launcher]
+    for other in LAUNCHERS.values():
+        foreign = other.given(args) if other is not launcher else []
+        if foreign:
+            raise GridError(f"{' and '.join(foreign)} {'go' if len(foreign) > 1 else 'goes'} with --launcher "
+                            f"{other.name}, not --launcher {launcher.name}")
+    return launcher, launcher.options_of(args)
 
+
+def _run(args) -> int:
     grid = _grid_of(args)
     if args.threads < 1:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
@@ -208,24 +212,10 @@ def _run(args) -> int:
         from bench.reproduce import committed_csvs
 
         committed_csvs(args.against)  # a missing --against is refused before any run
-    if args.checkpoint_every is not None and not args.checkpoint_every >= 0:
-        raise GridError(f"--checkpoint-every must be a number of minutes >= 0 (0: never), got {args.checkpoint_every}")
-    if args.launcher == "ray":
-        if args.checkpoint_every is not None:
-            raise GridError("--checkpoint-every goes with the serial launcher (a Ray task that dies is retried "
-                            "from its start; see --retries)")
-        from bench.launch_ray import run_grid_ray
-
-        outcome = run_grid_ray(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
-                               not args.no_bucketing, debug=args.debug, address=args.ray_address,
-                               retries=args.retries)
-    else:
-        if args.ray_address or args.retries:
-            raise GridError("--ray-address and --retries go with --launcher ray")
-        every = DEFAULT_CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every * 60
-        outcome = run_grid(grid, args.results, args.device, args.threads, args.rerun, args.data_dir,
-                           not args.no_bucketing, not args.quiet, debug=args.debug,
-                           checkpoint_every_s=every or None)
+    launcher, options = _launcher_options(args)
+    settings = RunSettings(args.device, args.threads, args.rerun, args.data_dir, not args.no_bucketing,
+                           not args.quiet, args.debug)
+    outcome = launcher.run(grid, args.results, settings, options)
     if args.command == "reproduce":
         from bench.reproduce import committed_rows, comparison
         from bench.results import finished_rows
@@ -245,8 +235,8 @@ def _run_one(args) -> int:
     --results already records as finished is not run again (unless --rerun): its recorded row is printed."""
     from bench.backbones import unavailable
     from bench.grids import Variant
+    from bench.launchers.driver import preflight, validate
     from bench.results import RunClaim
-    from bench.runner import preflight, validate
     from bench.unit import RunRequest
 
     request = RunRequest.from_json(args.spec)

@@ -20,7 +20,7 @@ epochs on the same batches with the same random draws: its row is the one an uni
 (tests check this bit for bit on a tiny backbone), except that ``segments`` counts the processes it
 trained in and its speed is marked not clean when they ran on different machines. A checkpoint that
 cannot be used (another run's, other code, unreadable, unsafe) is moved aside with a note and the run
-starts from its first epoch. The runner deletes a run's checkpoint once the run's row is recorded.
+starts from its first epoch. The launcher deletes a run's checkpoint once the run's row is recorded.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ run-one`` and as a pickle to a Ray worker): grid and task names, backbone, metho
 budget, device, threads. ``execute`` runs it on whatever machine it lands on and returns the whole row:
 ``ok`` or ``collapsed`` with every measurement, or ``failed`` with the error (its traceback and
 whether the error was an expected kind ride along under ``traceback`` and ``expected``, which are not
-columns: the caller logs and drops them); it never raises but for Ctrl-C. The serial runner and every
+columns: the caller logs and drops them); it never raises but for Ctrl-C. The serial launcher and every
 launcher call the same ``execute``, so a row means the same whatever ran it. The environment
 (library versions, CPU, node, GPU name, matmul peak) is measured where the run trains; the code
 version (git) is the caller's, passed in ``context``.

@@ -18,8 +18,8 @@ from bench import checkpoint
 from bench.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fingerprint
 from bench.grid_files import GRIDS
 from bench.grids import narrow
+from bench.launchers.driver import expand
 from bench.results import read_rows, run_id
-from bench.runner import expand
 from bench.tasks import load_task
 from bench.train import run_one
 
@@ -82,7 +82,7 @@ def test_a_run_resumed_on_another_kind_of_machine_has_no_clean_speed(tmp_path, m
 
 
 def test_short_runs_save_no_checkpoint_and_a_recorded_run_leaves_none(tmp_path) -> None:
-    from bench.runner import run_grid
+    from bench.launchers.serial import run_grid
 
     grid = narrow(GRIDS["smoke"], methods=["prompt"], backbones=["random-bert-tiny"], seeds=[0])
     results = tmp_path / "runs.csv"
@@ -171,7 +171,8 @@ def test_the_fingerprint_covers_the_training_code_and_not_the_report_or_the_cli(
     root = copy_of_the_code(tmp_path)
     written = code_fingerprint(root)
     assert written == code_fingerprint()
-    for unrelated in ("bench/report.py", "bench/__main__.py", "bench/compare.py", "bench/runner.py"):
+    for unrelated in ("bench/report.py", "bench/__main__.py", "bench/compare.py", "bench/launchers/driver.py",
+                      "bench/launchers/serial.py"):
         with (root / unrelated).open("a") as handle:
             handle.write("\n# a change that decides no number\n")
     assert code_fingerprint(root) == written

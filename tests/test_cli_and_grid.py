@@ -17,8 +17,8 @@ from bench.__main__ import main
 from bench.backbones import BackboneError, load_backbone
 from bench.grid_files import GRIDS
 from bench.grids import narrow
+from bench.launchers.serial import run_grid
 from bench.results import read_rows
-from bench.runner import run_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner
+from bench.launchers import driver
+from bench.launchers import log as run_log
+from bench.launchers.driver import GridAborted, GridOutcome, record_row
+from bench.launchers.log import RunLog
 from bench.results import SchemaError
-from bench.runner import GridAborted, GridOutcome, RunLog, record_row
 
 ROW = {"run_id": "abc", "status": "ok", "acc": 0.5}
 
@@ -37,7 +39,7 @@ def full_disk(monkeypatch, tmp_path: Path, echo: list[str]) -> RunLog:
     def no_space(*args, **kwargs):
         raise SchemaError("cannot append to results file runs.csv: No space left on device")
 
-    monkeypatch.setattr(runner, "append_row", no_space)
+    monkeypatch.setattr(driver, "append_row", no_space)
     log = RunLog(tmp_path / "logs", "g", echo=echo.append)
     log.handle = FullDisk()
     return log
@@ -48,7 +50,7 @@ def test_the_row_goes_where_there_is_space_and_the_console_keeps_every_line(tmp_
     log = full_disk(monkeypatch, tmp_path, echo)
     elsewhere = tmp_path / "other-disk"
     elsewhere.mkdir()
-    monkeypatch.setattr(runner.tempfile, "gettempdir", lambda: str(elsewhere))
+    monkeypatch.setattr(run_log.tempfile, "gettempdir", lambda: str(elsewhere))
     log.say("epoch 1 done")
     log.say("epoch 2 done")  # the log's failure is said once, the lines still reach the console
     with pytest.raises(GridAborted) as stopped:
@@ -64,8 +66,8 @@ def test_the_row_goes_where_there_is_space_and_the_console_keeps_every_line(tmp_
 
 def test_when_no_file_takes_the_row_it_is_printed_and_the_message_says_so(tmp_path, monkeypatch, capsys) -> None:
     log = full_disk(monkeypatch, tmp_path, [])
-    monkeypatch.setattr(runner.tempfile, "gettempdir", lambda: str(tmp_path / "missing"))
-    monkeypatch.setattr(runner.Path, "home", lambda: tmp_path / "missing-too")
+    monkeypatch.setattr(run_log.tempfile, "gettempdir", lambda: str(tmp_path / "missing"))
+    monkeypatch.setattr(run_log.Path, "home", lambda: tmp_path / "missing-too")
     with pytest.raises(GridAborted) as stopped:
         record_row(tmp_path / "runs.csv", dict(ROW), "[1/1] x", log, GridOutcome("g", tmp_path / "runs.csv"))
     assert "no file could take the unrecorded row" in str(stopped.value)

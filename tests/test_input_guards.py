@@ -22,8 +22,8 @@ from types import SimpleNamespace
 import pytest
 
 from bench.__main__ import main
+from bench.launchers.driver import expand
 from bench.results import read_rows, run_id
-from bench.runner import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = json.loads((Path(__file__).parent / "fixtures" / "grid_run_ids.json").read_text())

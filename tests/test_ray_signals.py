@@ -19,9 +19,9 @@ ray = pytest.importorskip("ray")
 
 from bench.__main__ import main  # noqa: E402
 from bench.grid_files import GRIDS  # noqa: E402
-from bench.launch_ray import run_grid_ray  # noqa: E402
+from bench.launchers.driver import expand, prepare  # noqa: E402
+from bench.launchers.ray_tasks import run_grid_ray  # noqa: E402
 from bench.results import RunClaim, read_rows, run_id  # noqa: E402
-from bench.runner import expand, prepare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY_DUMP = "SIGTERM received at time"  # the first line of the C++ failure-signal handler's stack dump

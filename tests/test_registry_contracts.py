@@ -1,6 +1,6 @@
 """What every entry of every registry promises, checked entry by entry (no training, no torch model).
 
-A new grid, budget, method, backbone, family or task is added as one entry; these tests are
+A new grid, budget, method, backbone, family, task or launcher is added as one entry; these tests are
 parametrised over the registries, so the entry is held to the contract of its kind without a test of
 its own: it is named by its key, it names only things that exist, its defaults are valid settings, and
 an unknown name is refused with one line listing every entry.
@@ -13,14 +13,16 @@ import pytest
 from bench.backbones import BACKBONES
 from bench.grid_files import GRIDS, expand_sweeps
 from bench.grids import BUDGETS, valid_seed
+from bench.launchers import LAUNCHERS, Launcher
 from bench.registry import Registry, UnknownName
 from bench.tasks import TASKS
 from methods.families import FAMILIES
 from methods.registry import METHODS
 
 REGISTRIES: dict[str, Registry] = {"grid": GRIDS, "budget": BUDGETS, "method": METHODS, "backbone": BACKBONES,
-                                   "family": FAMILIES, "task": TASKS}
-NAMED = {"grid": "name", "budget": "name", "method": "name", "backbone": "name", "family": "model_type"}
+                                   "family": FAMILIES, "task": TASKS, "launcher": LAUNCHERS}
+NAMED = {"grid": "name", "budget": "name", "method": "name", "backbone": "name", "family": "model_type",
+         "launcher": "name"}
 
 
 def entries(kind: str) -> list:
@@ -100,3 +102,18 @@ def test_a_family_says_where_lora_and_ia3_attach(name: str) -> None:
 @pytest.mark.parametrize("name", entries("task"))
 def test_a_task_has_a_description(name: str) -> None:
     assert TASKS[name].strip()
+
+
+@pytest.mark.parametrize("name", entries("launcher"))
+def test_a_launcher_has_help_options_of_its_own_and_default_options_that_parse(name: str) -> None:
+    import argparse
+
+    launcher = LAUNCHERS[name]
+    assert isinstance(launcher, Launcher) and launcher.help and callable(launcher.run)
+    parser = argparse.ArgumentParser()
+    launcher.add_options(parser)  # its flags do not clash with one another
+    args = parser.parse_args([])
+    assert launcher.given(args) == []  # nothing set: nothing to refuse under another launcher
+    launcher.options_of(args)  # its defaults are valid options
+    others = {o.flag for other in LAUNCHERS.values() if other is not launcher for o in other.options}
+    assert not others & {o.flag for o in launcher.options}, "two launchers may not share a flag"

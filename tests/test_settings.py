@@ -11,8 +11,8 @@ import torch
 
 from bench.grid_files import GRIDS
 from bench.grids import BUDGETS, Variant, narrow
+from bench.launchers.serial import run_grid
 from bench.results import read_rows
-from bench.runner import run_grid
 from bench.train import RunSpec, _schedule
 from methods import METHODS
 from methods.settings import CONSTANT, LINEAR_DECAY, TrainingSettings

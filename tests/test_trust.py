@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 from bench.__main__ import main
 from bench.grid_files import GRIDS
 from bench.grids import GridError, Variant, narrow
+from bench.launchers.serial import run_grid
 from bench.results import read_rows
-from bench.runner import run_grid
 from bench.train import CpuLoadMeter, speed_is_clean
 from methods.finetune.model import FineTune
 
@@ -244,8 +244,8 @@ def test_a_backbone_that_cannot_be_had_is_exit_2_before_anything_runs(tmp_path, 
 def test_a_run_held_by_another_process_is_revisited_at_the_end(tmp_path) -> None:
     import threading
 
+    from bench.launchers.driver import expand
     from bench.results import RunClaim, run_id
-    from bench.runner import expand
     from bench.tasks import load_task
 
     grid = replace(narrow(GRIDS["smoke"], methods=["finetune"], backbones=["random-bert-tiny"], seeds=[0, 1]))

@@ -3,10 +3,11 @@
 ``python -m bench --grid sizes --launcher ray`` starts Ray on this machine (``ray.init()``: its GPUs and
 cores); ``--ray-address auto`` or ``ray://host:10001`` joins a running cluster (see
 ``scripts/ray-slurm.sbatch`` for one started inside a Slurm allocation). Ray is an optional extra
-(``pip install .[ray]``); nothing else imports this module.
+(``pip install .[ray]``), imported only when a run uses it.
 
-* Each task calls ``bench.unit.execute``, the same function the serial runner calls, and returns its
-  row; the driver is the only writer of the results file and appends each row as its task finishes,
+* Each task calls ``bench.unit.execute``, the same function the serial launcher calls, and returns its
+  row; the driver (``bench.launchers.driver``, shared with the serial launcher) is the only writer of
+  the results file and appends each row as its task finishes,
   so an interrupted driver loses nothing finished and the next invocation resumes by run_id.
 * Speeds stay honest: a task reserves one whole GPU (``--device cuda``) or, on CPU, the cores its
   ``--threads`` asks for, so no two runs share them; rows record the node, the GPU's name and the
@@ -15,7 +16,7 @@ cores); ``--ray-address auto`` or ``ray://host:10001`` joins a running cluster (
   or node that dies is a ``failed`` row saying so, after ``--retries N`` retries by Ray.
 * Ctrl-C, or SIGTERM (what Slurm sends at the end of a job), cancels the outstanding tasks and shuts
   down a Ray started here; only whole rows are in the file, and the exit is 130 / 143 as for the serial
-  runner (``ray.init`` installs its own SIGTERM handlers, Python's and a C++ one that dumps a stack and
+  launcher (``ray.init`` installs its own SIGTERM handlers, Python's and a C++ one that dumps a stack and
   aborts: the one in place before it is put back).
 * The driver holds each run's claim (``bench.results.RunClaim``) until its row is in, so a second
   driver or a serial process on the same results file skips those runs instead of duplicating them
@@ -38,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.grids import Grid, GridError
-from bench.results import RunClaim, finished_rows, git_state, machine_of
-from bench.runner import GridOutcome, RunLog, expand, prepare, record_failure, record_row, run_label
+from bench.launchers import Launcher, Option
+from bench.launchers.driver import Driver, GridOutcome, RunSettings, run_label
+from bench.results import RunClaim
 
 CRASH_HOOK = "BENCH_TEST_CRASH_RUN"  # tests only: a worker running this label ("backbone method seed") dies
 CRASH_ONCE = "BENCH_TEST_CRASH_ONCE_FILE"  # tests only: ...but only while this file does not exist
@@ -63,19 +65,17 @@ def _ray():
     return ray
 
 
-@dataclass
-class RayOutcome(GridOutcome):
-    """``GridOutcome`` with the runs another process was running: this driver leaves them to it, it does
-    not wait for them as the serial runner does."""
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: start Ray here
+    retries: int = 0  # times Ray runs a task again when its worker or node dies
 
-    left_to_others: int = 0
-
-    def summary(self) -> str:
-        text = super().summary()
-        if self.left_to_others:
-            text += (f"; {self.left_to_others} being run by another process, left to it (not waited for; run "
-                     "the same command again once it is done to see them all recorded)")
-        return text
+    @classmethod
+    def parse(cls, values: dict[str, Any]) -> RayOptions:
+        retries = values.get("retries") or 0
+        if retries < 0:
+            raise GridError(f"--retries must be 0 or more, got {retries}")
+        return cls(values.get("ray_address"), retries)
 
 
 def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
@@ -187,94 +187,42 @@ class _SigtermNoted:
 def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 2, rerun: bool = False,
                  data_dir: str | None = None, bucketing: bool = True, say: Callable[[str], None] = print,
                  debug: bool = False, address: str | None = None, retries: int = 0,
-                 progress_every_s: float = 30.0) -> RayOutcome:
+                 progress_every_s: float = 30.0) -> GridOutcome:
     """Run every missing run of ``grid`` as a Ray task and append the rows to ``results`` as they come."""
-    from bench.unit import RunRequest, prime_task
+    settings = RunSettings(device, threads, rerun, data_dir, bucketing, False, debug)
+    return run_ray(grid, results, settings, RayOptions.parse({"ray_address": address, "retries": retries}), say,
+                   progress_every_s)
+
+
+def run_ray(grid: Grid, results: Path, settings: RunSettings, options: RayOptions,
+            say: Callable[[str], None] = print, progress_every_s: float = 30.0) -> GridOutcome:
+    from bench.unit import prime_task
 
     ray = _ray()
-    if retries < 0:
-        raise GridError(f"--retries must be 0 or more, got {retries}")
-    _check_client(address)
-    task_data, note = prepare(grid, results, data_dir)
-    prime_task(task_data, data_dir)
+    _check_client(options.address)
+    driver = Driver(grid, results, settings, "ray", say)
+    prime_task(driver.task, settings.data_dir)
     started_here = not ray.is_initialized()
     if started_here:
-        _check_reachable(address)
+        _check_reachable(options.address)
         try:
-            _init(ray, address, debug)
+            _init(ray, options.address, settings.debug)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            where = f"the Ray cluster at {options.address}" if options.address else "a local Ray"
             raise GridError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else exc!r}; "
                             "accepted --ray-address: auto, HOST:PORT, ray://HOST:10001, or none to start Ray "
                             "here") from None
-    log = RunLog(results.parent / "logs", grid.name, say)
-    outcome = RayOutcome(grid.name, results, log=log.path)
-    gpu = device.startswith("cuda")
-    remote = ray.remote(_task).options(num_cpus=0 if gpu else threads, num_gpus=1 if gpu else 0,
-                                       max_retries=retries, retry_exceptions=False)
-    sha, dirty = git_state()
-    context = {"git_sha": sha, "git_dirty": dirty, "launcher": "ray", "progress": False}
+    driver.open_log()
     pending: dict[Any, tuple[str, Any, RunClaim]] = {}
-    start = time.perf_counter()
     sigterm = _SigtermNoted()
     try:
-        resources = ray.cluster_resources()
-        slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 0) // threads)
-        log.say(f"grid {grid.name}: {note}; launcher ray ({len(ray.nodes())} node(s), "
-                f"{int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs: {slots} run(s) at a "
-                f"time, each on {'one GPU' if gpu else f'{threads} core(s)'}); log {log.path}")
-        if slots < 1:
-            raise GridError(f"the Ray cluster has no room for one run ({'a GPU' if gpu else f'{threads} CPUs'}); "
-                            f"it has {resources}")
-        specs = expand(grid, task_data, device, threads, bucketing, False, log.say)
-        outcome.planned = len(specs)
-        for index, spec in enumerate(specs, 1):
-            rid, label = spec.run_id, run_label(index, len(specs), spec)
-            row = None if rerun else finished_rows(results).get(rid)
-            if row is not None:
-                machine = machine_of(row)
-                outcome.reused_machines[machine] = outcome.reused_machines.get(machine, 0) + 1
-                continue
-            claim = RunClaim(results, rid)
-            if not claim.acquire(wait=False):
-                log.say(f"{label}: being run by another process; left to it")
-                outcome.left_to_others += 1
-                continue
-            request = RunRequest.from_spec(spec, data_dir)
-            pending[remote.remote(request, context)] = (label, request, claim)
-        if outcome.reused:
-            log.say(f"{outcome.reused} run(s) already recorded, not run again (use --rerun to measure them)")
-        log.say(f"{len(pending)} run(s) submitted")
-        last_report = time.perf_counter()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress_every_s)
-            for ref in ready:
-                label, request, claim = pending.pop(ref)
-                try:
-                    row = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:  # an error outside execute(): report it as the run's
-                    row = _lost_row(request, context, f"{type(exc.cause).__name__}: {exc.cause}"[:400])
-                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                        ray.exceptions.RayError) as exc:
-                    tries = f" after {retries + 1} attempts" if retries else ""
-                    row = _lost_row(request, context, f"the Ray worker running it died{tries} "
-                                                      f"({type(exc).__name__}); it may have run out of memory")
-                try:
-                    record_failure(row, label, log, debug)
-                    record_row(results, row, label, log, outcome)
-                finally:
-                    claim.release()
-            if ready or time.perf_counter() - last_report >= progress_every_s:
-                running = min(len(pending), slots)
-                log.say(f"progress: {len(outcome.rows)} done ({outcome.measured['failed']} failed), {running} running, "
-                        f"{len(pending) - running} queued, {time.perf_counter() - start:.0f} s elapsed")
-                last_report = time.perf_counter()
+        _submit_and_gather(ray, driver, options, pending, progress_every_s)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (bench.__main__.Terminated)
         if not started_here:  # a Ray started here is shut down below, which ends its workers
             for ref in pending:  # not force=True: Ray 2.60 can abort the driver when a forced cancel races a finish
                 ray.cancel(ref)
-        log.say(f"interrupted{' by SIGTERM' if sigterm.seen else ''}: {len(pending)} outstanding run(s) "
-                "cancelled; finished rows are recorded")
+        driver.say(f"interrupted{' by SIGTERM' if sigterm.seen else ''}: {len(pending)} outstanding run(s) "
+                   "cancelled; finished rows are recorded")
         sigterm.reraise()
         raise
     finally:
@@ -283,7 +231,76 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
             claim.release()
         if started_here:
             ray.shutdown()
-        outcome.seconds = time.perf_counter() - start
-        log.close()
-    say(outcome.summary())
-    return outcome
+        driver.close()
+    say(driver.outcome.summary())
+    return driver.outcome
+
+
+def _submit_and_gather(ray, driver: Driver, options: RayOptions, pending: dict, progress_every_s: float) -> None:
+    """Submit every run not recorded and not held elsewhere as a task, then record rows as tasks finish."""
+    from bench.unit import RunRequest
+
+    settings, outcome, say = driver.settings, driver.outcome, driver.say
+    gpu = settings.device.startswith("cuda")
+    remote = ray.remote(_task).options(num_cpus=0 if gpu else settings.threads, num_gpus=1 if gpu else 0,
+                                       max_retries=options.retries, retry_exceptions=False)
+    context = driver.context(progress=False)
+    resources = ray.cluster_resources()
+    slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 0) // settings.threads)
+    say(f"grid {driver.grid.name}: {driver.note}; launcher ray ({len(ray.nodes())} node(s), "
+        f"{int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs: {slots} run(s) at a "
+        f"time, each on {'one GPU' if gpu else f'{settings.threads} core(s)'}); log {driver.log.path}")
+    if slots < 1:
+        raise GridError(f"the Ray cluster has no room for one run ({'a GPU' if gpu else f'{settings.threads} CPUs'}); "
+                        f"it has {resources}")
+    specs = driver.plan(progress=False)
+    for index, spec in enumerate(specs, 1):
+        rid, label = spec.run_id, run_label(index, len(specs), spec)
+        if driver.finished(rid, label, announce=False):
+            continue
+        claim = driver.claim(rid)
+        if claim is None:
+            say(f"{label}: being run by another process; left to it")
+            outcome.left_to_others += 1
+            continue
+        request = RunRequest.from_spec(spec, settings.data_dir)
+        pending[remote.remote(request, context)] = (label, request, claim)
+    if outcome.reused:
+        say(f"{outcome.reused} run(s) already recorded, not run again (use --rerun to measure them)")
+    say(f"{len(pending)} run(s) submitted")
+    last_report = time.perf_counter()
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress_every_s)
+        for ref in ready:
+            label, request, claim = pending.pop(ref)
+            try:
+                row = _row_of(ray, ref, request, context, options.retries)
+                driver.record(row, label)
+            finally:
+                claim.release()
+        if ready or time.perf_counter() - last_report >= progress_every_s:
+            running = min(len(pending), slots)
+            say(f"progress: {len(outcome.rows)} done ({outcome.measured['failed']} failed), {running} running, "
+                f"{len(pending) - running} queued, {driver.elapsed():.0f} s elapsed")
+            last_report = time.perf_counter()
+
+
+def _row_of(ray, ref: Any, request: Any, context: dict[str, Any], retries: int) -> dict[str, Any]:
+    """A finished task's row; a task that raised outside ``execute``, or whose worker died, as a failed row."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:  # an error outside execute(): report it as the run's
+        return _lost_row(request, context, f"{type(exc.cause).__name__}: {exc.cause}"[:400])
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.RayError) as exc:
+        tries = f" after {retries + 1} attempts" if retries else ""
+        return _lost_row(request, context, f"the Ray worker running it died{tries} ({type(exc).__name__}); it may "
+                                           "have run out of memory")
+
+
+LAUNCHER = Launcher(
+    "ray", "every missing run as a Ray task, here or on a cluster (pip install -e '.[ray]')",
+    (Option("--ray-address", "join this Ray cluster (auto, HOST:PORT, or ray://host:10001); default: start Ray on "
+            "this machine"),
+     Option("--retries", "times Ray runs a task again when its worker or node dies", int, 0)),
+    RayOptions.parse,
+    lambda grid, results, settings, options, say=print: run_ray(grid, results, settings, options, say))
