@@ -30,9 +30,10 @@ from bench.grid_files import GRIDS, MAX_RUNS, apply_sets, check_size, expand_swe
 from bench.grids import BUDGETS, Grid, GridError, narrow
 from bench.launchers import LAUNCHERS
 from bench.launchers.driver import GridAborted, RunSettings
+from bench.record.provenance import available_cores
+from bench.record.schema import SchemaError
 from bench.registry import UnknownName
 from bench.report_install import ReportError
-from bench.results import SchemaError, available_cores
 from bench.startup import stopped_while_starting, take_over
 from bench.tasks import TASKS, TaskError
 
@@ -217,8 +218,8 @@ def _run(args) -> int:
                            not args.quiet, args.debug)
     outcome = launcher.run(grid, args.results, settings, options)
     if args.command == "reproduce":
+        from bench.record.store import finished_rows
         from bench.reproduce import committed_rows, comparison
-        from bench.results import finished_rows
 
         table, verdicts = comparison(committed_rows(args.against), finished_rows(args.results))
         print(f"\nCommitted rows ({args.against}) beside the rows measured on this machine ({args.results}):\n")
@@ -236,7 +237,7 @@ def _run_one(args) -> int:
     from bench.backbones import unavailable
     from bench.grids import Variant
     from bench.launchers.driver import preflight, validate
-    from bench.results import RunClaim
+    from bench.record.store import RunClaim
     from bench.unit import RunRequest
 
     request = RunRequest.from_json(args.spec)
@@ -265,7 +266,7 @@ def _run_one(args) -> int:
 
 
 def _recorded(results: Path, rid: str) -> dict | None:
-    from bench.results import finished_rows
+    from bench.record.store import finished_rows
 
     return finished_rows(results).get(rid)
 
@@ -274,7 +275,7 @@ def _reuse_one(results: Path, rid: str, row: dict) -> int:
     """Print ``row``, which ``results`` already holds for run ``rid`` (as run-one prints a new one), saying so."""
     import json
 
-    from bench.results import machine_of
+    from bench.record.provenance import machine_of
 
     print(f"run-one: run {rid} is already recorded in {results} (measured {row['created_at'][:10]} on "
           f"{machine_of(row)}, eval acc {row['acc']}); not run again, nothing appended: its recorded row follows "
@@ -287,7 +288,8 @@ def _execute_one(request, args) -> int:
     """Run ``request`` here, print its row as JSON and append it to ``args.results`` when given."""
     import json
 
-    from bench.results import append_row, git_state
+    from bench.record.provenance import git_state
+    from bench.record.store import append_row
     from bench.unit import execute
 
     sha, dirty = git_state()
@@ -325,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run-one":
             return _run_one(args)
         elif args.command == "migrate":
-            from bench.results import migrate
+            from bench.record.store import migrate
 
             print(migrate(args.path))
         else:

@@ -8,7 +8,7 @@ it, and one that holds no row (empty, or a header alone) is refused: either is o
 A GIT_REF is checked before git runs: one that starts with '-' (git would read it as an option), holds a
 range ('..') or characters outside a plain revision is refused with one line.
 
-Damaged records are skipped with a warning naming their byte offset (``bench.results.parse_rows``),
+Damaged records are skipped with a warning naming their byte offset (``bench.record.store.parse_rows``),
 so one cut-off line does not make the whole file unreadable. Rows are loaded the report's way (``bench.rows``: a row
 superseded by a re-run is dropped). Runs are matched on (grid, task, budget, device, threads, backbone,
 method); for each, the seeds and mean accuracy over ok seeds, before and after (a cell whose seed sets
@@ -26,7 +26,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.file_kinds import special_kind
-from bench.results import SchemaError, parse_rows
+from bench.record.schema import SchemaError
+from bench.record.store import parse_rows
 from bench.rows import as_frame, clean_speed, speed_cpu
 
 KEYS = ["grid", "task", "budget", "device", "precision", "threads", "backbone", "method"]

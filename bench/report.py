@@ -38,6 +38,8 @@ from filelock import FileLock
 from tabulate import tabulate
 
 from bench.backbones import BACKBONES
+from bench.record.provenance import machine_of
+from bench.record.store import read_rows
 from bench.report_history import render_history
 from bench.report_install import (
     MANIFEST,
@@ -48,7 +50,6 @@ from bench.report_install import (
     previously_generated,
     update,
 )
-from bench.results import machine_of, read_rows
 from bench.rows import as_frame, clean_speed, speed_cpu
 
 PLOTS = ["acc-vs-size", "acc-vs-trainable", "throughput"]  # the suffixes of the PNGs made by ``_plots``

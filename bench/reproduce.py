@@ -25,7 +25,8 @@ from tabulate import tabulate
 
 from bench.file_kinds import special_kind
 from bench.grids import GridError
-from bench.results import finished_rows, machine_of
+from bench.record.provenance import machine_of
+from bench.record.store import finished_rows
 
 TOLERANCE_PTS = 1.5  # seen here: the same seed moved by ~0.5 pt between AMD EPYC and Intel Xeon
 # What makes two rows the same cell apart from their seed (the run identity without the seed).
@@ -110,7 +111,7 @@ def _cell_key(row: dict[str, str]) -> tuple[str, ...]:
 
 def comparison(committed: dict[str, dict[str, str]], here: dict[str, dict[str, str]]) -> tuple[str, list[str]]:
     """Markdown table, one line per backbone and method measured here, and the verdicts. Both arguments
-    map run ids to their finished rows (``bench.results.finished_rows``)."""
+    map run ids to their finished rows (``bench.record.store.finished_rows``)."""
     cells: dict[tuple[str, str], list[str]] = {}
     for rid, row in here.items():
         cells.setdefault((row["backbone"], row["method"]), []).append(rid)

@@ -1,12 +1,12 @@
 """Result rows as a table, the one way the report and ``compare`` load and filter them.
 
-* ``as_frame(rows)``: rows from ``bench.results`` (damaged records, values outside their column's domain
+* ``as_frame(rows)``: rows from ``bench.record.store`` (damaged records, values outside their column's domain
   included, already skipped) as a DataFrame with numeric columns typed, where a later row with the same
   ``run_id`` (a ``--rerun``) supersedes the earlier one (the CSV keeps both as history).
 * ``clean_speed(frame)``: the rows whose speed was measured on a quiet machine.
 * ``speed_cpu(frame)``: the one machine kind whose runs give a set of rows its speeds: speeds measured
   on different CPUs, or different GPUs, are never pooled. A row's kind (the derived ``machine``
-  column, ``bench.results.machine_of``) is its GPU's name when it ran on one, else its CPU's name with the
+  column, ``bench.record.provenance.machine_of``) is its GPU's name when it ran on one, else its CPU's name with the
   CPU's speed features where the row records them (schema v4). ``precision`` (fp32 or bf16) is derived
   from ``hparams``; the report keeps precisions apart like devices.
 """
@@ -18,9 +18,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.results import COLUMNS, NUMBER_COLUMNS, machine_of
+from bench.record.provenance import machine_of
+from bench.record.schema import COLUMNS, NUMBER_COLUMNS
 
-# Typed as numbers: the number columns of the schema (``bench.results.DOMAINS``), except the version (read
+# Typed as numbers: the number columns of the schema (``bench.record.schema.DOMAINS``), except the version (read
 # as text: "1") and ``segments`` (a count the report does not use).
 NUMERIC = [c for c in NUMBER_COLUMNS if c not in ("schema_version", "segments")]
 

@@ -1,6 +1,6 @@
 """One run: seed, build the method on a fresh backbone, train with ONE fastNLP Trainer, evaluate.
 
-``run_one(spec)`` returns the result row (see ``bench.results.COLUMNS``). The loop is the same for
+``run_one(spec)`` returns the result row (see ``bench.record.schema.COLUMNS``). The loop is the same for
 every method: it asks the method for its trainable parameters, its hyper-parameters and its
 ``train_step`` / ``evaluate_step``, never for its name. The epoch is selected on the ``select`` split
 (fastNLP evaluates it after every epoch); the trainable state of the best epoch is kept in memory and
@@ -40,14 +40,8 @@ from bench.checkpoint import load as load_checkpoint
 from bench.data import encode_split, eval_loader, train_loader
 from bench.grids import Budget, Variant
 from bench.measure import StepTimer, matmul_peak_flops, peak_memory_mb, reset_peak_memory
-from bench.results import (
-    accelerator_name,
-    available_cores,
-    core_affinity,
-    git_state,
-    run_id,
-    this_cpu,
-)
+from bench.record.provenance import accelerator_name, available_cores, core_affinity, git_state, this_cpu
+from bench.record.schema import run_id
 from bench.tasks import TaskData
 from methods import METHODS
 from methods.base import Method, MethodRefused
@@ -95,7 +89,7 @@ class RunSpec:
 
     @functools.cached_property
     def run_id(self) -> str:
-        """The run's id (``bench.results.run_id`` of its identity), computed once per spec."""
+        """The run's id (``bench.record.schema.run_id`` of its identity), computed once per spec."""
         return run_id(self.identity())
 
     def identity(self) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
     message and whose ``traceback`` key (not a column: the caller logs and drops it) is the traceback."""
     import torch
 
-    from bench.results import accelerator_name, environment
+    from bench.record.provenance import accelerator_name, environment
     from bench.train import measure_matmul_peak, run_one
 
     torch.set_num_threads(request.threads)

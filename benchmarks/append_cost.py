@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.results import COLUMNS, append_row, finished_rows, read_rows
+from bench.record.schema import COLUMNS
+from bench.record.store import append_row, finished_rows, read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

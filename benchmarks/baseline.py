@@ -40,7 +40,7 @@ def platform_key() -> dict[str, str]:
     """What must match for the accuracy guard to demand bit-identical results."""
     import torch
 
-    from bench.results import cpu_name
+    from bench.record.provenance import cpu_name
 
     return {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_name(),
             "cpu_flags": cpu_flags_digest(), "machine": platform.machine()}

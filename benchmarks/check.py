@@ -76,7 +76,7 @@ def accuracy_guard() -> dict[str, dict[str, Any]]:
     """Run the smoke grid (1 thread) into a temporary CSV; accuracy and loss per run."""
     from bench.grid_files import GRIDS
     from bench.launchers.serial import run_grid
-    from bench.results import read_rows
+    from bench.record.store import read_rows
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "smoke.csv"
@@ -164,7 +164,7 @@ def compare_accuracy(base: dict[str, dict[str, Any]], now: dict[str, dict[str, A
 
 
 def _history_rows(rows: list[dict[str, Any]], repeats: int) -> list[dict[str, Any]]:
-    from bench.results import git_state, this_cpu
+    from bench.record.provenance import git_state, this_cpu
     from benchmarks.loop import THREADS
 
     sha, dirty = git_state(ROOT)

@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.results import COLUMNS, DOMAINS, read_rows
+from bench.record.schema import COLUMNS, DOMAINS
+from bench.record.store import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 # Columns whose values differ from run to run (measurements): perturbed per copy, so they do not repeat.

@@ -19,7 +19,8 @@ from bench.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fi
 from bench.grid_files import GRIDS
 from bench.grids import narrow
 from bench.launchers.driver import expand
-from bench.results import read_rows, run_id
+from bench.record.schema import run_id
+from bench.record.store import read_rows
 from bench.tasks import load_task
 from bench.train import run_one
 
@@ -172,12 +173,14 @@ def test_the_fingerprint_covers_the_training_code_and_not_the_report_or_the_cli(
     written = code_fingerprint(root)
     assert written == code_fingerprint()
     for unrelated in ("bench/report.py", "bench/__main__.py", "bench/compare.py", "bench/launchers/driver.py",
-                      "bench/launchers/serial.py"):
+                      "bench/launchers/serial.py", "bench/record/store.py"):
+        assert (root / unrelated).is_file(), unrelated
         with (root / unrelated).open("a") as handle:
             handle.write("\n# a change that decides no number\n")
     assert code_fingerprint(root) == written
-    for deciding in ("bench/train.py", "bench/data.py", "methods/prefix.py", "bench/measure.py"):
+    for deciding in ("bench/train.py", "bench/data.py", "methods/prefix/model.py", "bench/measure.py"):
         copy = copy_of_the_code(tmp_path / deciding.replace("/", "-"))
+        assert (copy / deciding).is_file(), deciding
         with (copy / deciding).open("a") as handle:
             handle.write("\n# a change to what decides the numbers\n")
         assert code_fingerprint(copy) != written, deciding
@@ -191,7 +194,7 @@ def test_a_report_only_change_keeps_a_checkpoint_resumable_and_a_loop_change_doe
         handle.write("\n# the report changed\n")
     said: list[str] = []
     assert checkpoint.load(path, "abc", code_fingerprint(root), said.append).epochs_done == 1 and not said
-    with (root / "methods/prefix.py").open("a") as handle:
+    with (root / "methods/prefix/model.py").open("a") as handle:
         handle.write("\n# a method changed\n")
     assert checkpoint.load(path, "abc", code_fingerprint(root), said.append) is None
     assert "written by other training code" in said[-1] and "feedbeef" in said[-1]

@@ -18,7 +18,7 @@ from bench.backbones import BackboneError, load_backbone
 from bench.grid_files import GRIDS
 from bench.grids import narrow
 from bench.launchers.serial import run_grid
-from bench.results import read_rows
+from bench.record.store import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,7 +30,7 @@ def test_every_committed_run_id_is_what_its_columns_give() -> None:
 
 def test_the_harness_computes_the_same_run_id() -> None:
     import bench
-    from bench.results import run_id
+    from bench.record.schema import run_id
 
     assert bench.IDENTITY_VERSION == IDENTITY_VERSION
     row = {"grid": "g", "task": "mr", "backbone": "b", "method": "m", "seed": "3", "budget": "default",

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
+from bench.record.schema import COLUMNS, run_id
+from bench.record.store import format_row
 from bench.reproduce import comparison
-from bench.results import COLUMNS, format_row, run_id
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from bench.launchers import driver
 from bench.launchers import log as run_log
 from bench.launchers.driver import GridAborted, GridOutcome, record_row
 from bench.launchers.log import RunLog
-from bench.results import SchemaError
+from bench.record.schema import SchemaError
 
 ROW = {"run_id": "abc", "status": "ok", "acc": 0.5}
 

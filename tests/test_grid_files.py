@@ -10,7 +10,7 @@ import pytest
 from bench.__main__ import main
 from bench.grid_files import GRIDS, GRIDS_DIR, apply_sets, get_grid, load_grid_file, parse_set
 from bench.grids import GridError
-from bench.results import read_rows
+from bench.record.store import read_rows
 
 QUICK = ["--methods", "finetune", "--backbones", "random-bert-tiny", "--seeds", "0", "--threads", "1", "--quiet"]
 
@@ -121,8 +121,8 @@ def test_a_list_value_is_a_sweep_over_every_combination(tmp_path) -> None:
 def test_the_report_picks_a_sweeps_winner_on_select_never_on_eval(tmp_path) -> None:
     from test_report import make_row
 
+    from bench.record.store import append_row
     from bench.report import aggregate, load_results, main_table
-    from bench.results import append_row
 
     path = tmp_path / "runs.csv"
     # lr 0.001 is best on select but worst on eval; lr 0.01 the other way round
@@ -140,8 +140,8 @@ def test_the_report_picks_a_sweeps_winner_on_select_never_on_eval(tmp_path) -> N
 def test_a_winner_at_the_end_of_its_range_is_marked(tmp_path) -> None:
     from test_report import make_row
 
+    from bench.record.store import append_row
     from bench.report import aggregate, load_results
-    from bench.results import append_row
 
     path = tmp_path / "runs.csv"
     for lr, select in ((0.001, 0.70), (0.003, 0.72), (0.01, 0.75)):

@@ -23,7 +23,8 @@ import pytest
 
 from bench.__main__ import main
 from bench.launchers.driver import expand
-from bench.results import read_rows, run_id
+from bench.record.schema import run_id
+from bench.record.store import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = json.loads((Path(__file__).parent / "fixtures" / "grid_run_ids.json").read_text())

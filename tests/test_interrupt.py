@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import read_rows
+from bench.record.store import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ from bench.grid_files import GRIDS  # noqa: E402
 from bench.grids import narrow  # noqa: E402
 from bench.launchers.ray_tasks import CRASH_HOOK, CRASH_ONCE, run_grid_ray  # noqa: E402
 from bench.launchers.serial import run_grid  # noqa: E402
-from bench.results import read_rows  # noqa: E402
+from bench.record.store import read_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED = ("acc", "acc_last", "acc_select", "train_loss", "best_epoch", "status")

@@ -21,7 +21,8 @@ from bench.__main__ import main  # noqa: E402
 from bench.grid_files import GRIDS  # noqa: E402
 from bench.launchers.driver import expand, prepare  # noqa: E402
 from bench.launchers.ray_tasks import run_grid_ray  # noqa: E402
-from bench.results import RunClaim, read_rows, run_id  # noqa: E402
+from bench.record.schema import run_id  # noqa: E402
+from bench.record.store import RunClaim, read_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY_DUMP = "SIGTERM received at time"  # the first line of the C++ failure-signal handler's stack dump

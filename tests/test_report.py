@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.compare import compare
+from bench.record.store import append_row
 from bench.report import aggregate, check_reports, load_results, main_table, write_reports
-from bench.results import append_row
 
 ROOT = Path(__file__).resolve().parent.parent
 

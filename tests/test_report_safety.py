@@ -18,8 +18,9 @@ from test_report import make_row
 from bench import report_install
 from bench.__main__ import main
 from bench.compare import read_source
+from bench.record.schema import SchemaError
+from bench.record.store import append_row
 from bench.report import ReportError, check_reports, write_reports
-from bench.results import SchemaError, append_row
 
 
 def _results(folder: Path, grid: str) -> Path:

@@ -6,19 +6,9 @@ import csv
 
 import pytest
 
-from bench.results import (
-    COLUMNS,
-    SchemaError,
-    append_row,
-    check_schema,
-    cpu_features,
-    environment,
-    finished_rows,
-    machine_of,
-    read_rows,
-    run_id,
-    this_cpu,
-)
+from bench.record.provenance import cpu_features, environment, machine_of, this_cpu
+from bench.record.schema import COLUMNS, SchemaError, run_id
+from bench.record.store import append_row, check_schema, finished_rows, read_rows
 
 
 def row(**values) -> dict:
@@ -106,6 +96,6 @@ def test_a_rows_machine_is_its_gpu_else_its_cpu_with_features_when_recorded() ->
 
 
 def test_rows_record_this_cpus_features() -> None:
-    from bench.results import environment
+    from bench.record.provenance import environment
 
     assert environment()["cpu_features"] == cpu_features()

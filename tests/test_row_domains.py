@@ -16,19 +16,11 @@ from pathlib import Path
 import pytest
 from test_report import make_row
 
-from bench import results as results_module
 from bench.__main__ import main
+from bench.record import store as results_module
+from bench.record.schema import COLUMNS, KNOWN_HEADERS, SchemaError
+from bench.record.store import append_row, finished_rows, format_row, migrate, read_rows
 from bench.report import load_results, write_reports
-from bench.results import (
-    COLUMNS,
-    KNOWN_HEADERS,
-    SchemaError,
-    append_row,
-    finished_rows,
-    format_row,
-    migrate,
-    read_rows,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 

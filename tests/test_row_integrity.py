@@ -13,18 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench import SCHEMA_VERSION
-from bench import results as results_module
-from bench.results import (
-    COLUMNS,
-    KNOWN_HEADERS,
-    SCHEMA,
-    RunClaim,
-    SchemaError,
-    append_row,
-    finished_rows,
-    migrate,
-    read_rows,
-)
+from bench.record import store as results_module
+from bench.record.schema import COLUMNS, KNOWN_HEADERS, SCHEMA, SchemaError
+from bench.record.store import RunClaim, append_row, finished_rows, migrate, read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import torch
 from bench.grid_files import GRIDS
 from bench.grids import BUDGETS, Variant, narrow
 from bench.launchers.serial import run_grid
-from bench.results import read_rows
+from bench.record.store import read_rows
 from bench.train import RunSpec, _schedule
 from methods import METHODS
 from methods.settings import CONSTANT, LINEAR_DECAY, TrainingSettings

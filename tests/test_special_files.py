@@ -34,7 +34,8 @@ def test_report_on_a_folder_holding_a_fifo_is_refused_and_changes_nothing(tmp_pa
 def test_the_results_reader_refuses_a_fifo_by_type(tmp_path) -> None:
     import pytest
 
-    from bench.results import SchemaError, finished_rows, read_rows
+    from bench.record.schema import SchemaError
+    from bench.record.store import finished_rows, read_rows
 
     fifo = tmp_path / "runs.csv"
     os.mkfifo(fifo)

@@ -19,7 +19,7 @@ from bench.__main__ import main
 from bench.grid_files import GRIDS
 from bench.grids import GridError, Variant, narrow
 from bench.launchers.serial import run_grid
-from bench.results import read_rows
+from bench.record.store import read_rows
 from bench.train import CpuLoadMeter, speed_is_clean
 from methods.finetune.model import FineTune
 
@@ -245,7 +245,8 @@ def test_a_run_held_by_another_process_is_revisited_at_the_end(tmp_path) -> None
     import threading
 
     from bench.launchers.driver import expand
-    from bench.results import RunClaim, run_id
+    from bench.record.schema import run_id
+    from bench.record.store import RunClaim
     from bench.tasks import load_task
 
     grid = replace(narrow(GRIDS["smoke"], methods=["finetune"], backbones=["random-bert-tiny"], seeds=[0, 1]))

@@ -28,7 +28,9 @@ from bench.backbones import BackboneError, backbone_spec, unavailable
 from bench.file_kinds import special_kind
 from bench.grids import BUDGETS, Grid, GridError
 from bench.launchers.log import RunLog, keep_unrecorded
-from bench.results import RunClaim, SchemaError, append_row, check_schema, finished_rows, git_state, machine_of
+from bench.record.provenance import git_state, machine_of
+from bench.record.schema import SchemaError
+from bench.record.store import RunClaim, append_row, check_schema, finished_rows
 from bench.tasks import TaskError, check_sizes, resolve_task
 
 

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.results import SchemaError
+from bench.record.schema import SchemaError
 
 
 class RunLog:

@@ -18,7 +18,7 @@ cores); ``--ray-address auto`` or ``ray://host:10001`` joins a running cluster (
   down a Ray started here; only whole rows are in the file, and the exit is 130 / 143 as for the serial
   launcher (``ray.init`` installs its own SIGTERM handlers, Python's and a C++ one that dumps a stack and
   aborts: the one in place before it is put back).
-* The driver holds each run's claim (``bench.results.RunClaim``) until its row is in, so a second
+* The driver holds each run's claim (``bench.record.store.RunClaim``) until its row is in, so a second
   driver or a serial process on the same results file skips those runs instead of duplicating them
   (it does not wait for them: its summary says they were left to another process).
 * A ``ray://`` address goes through Ray Client, which needs ``ray[client]`` (grpcio; in the ``ray``
@@ -41,7 +41,7 @@ from typing import Any
 from bench.grids import Grid, GridError
 from bench.launchers import Launcher, Option
 from bench.launchers.driver import Driver, GridOutcome, RunSettings, run_label
-from bench.results import RunClaim
+from bench.record.store import RunClaim
 
 CRASH_HOOK = "BENCH_TEST_CRASH_RUN"  # tests only: a worker running this label ("backbone method seed") dies
 CRASH_ONCE = "BENCH_TEST_CRASH_ONCE_FILE"  # tests only: ...but only while this file does not exist

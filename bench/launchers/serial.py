@@ -17,7 +17,7 @@ from typing import Any
 from bench.grids import Grid, GridError
 from bench.launchers import Launcher, Option
 from bench.launchers.driver import Driver, GridOutcome, RunSettings, run_label
-from bench.results import cpu_features, cpu_name
+from bench.record.provenance import cpu_features, cpu_name
 
 CHECKPOINTS = "checkpoints"  # epoch checkpoints' folder, beside the results file
 DEFAULT_CHECKPOINT_EVERY_S = 600.0  # short runs never save one; a long one loses at most this much

@@ -1,15 +1,10 @@
-"""Result rows: the schema, the append-only CSV, run ids and the environment of a run.
-
-One run = one row, and a row is written whole or not at all:
+"""The append-only results file: one run = one row, written whole or not at all, read back checked.
 
 * ``append_row`` takes an inter-process lock (``filelock``, on ``<file>.lock``), writes the header only
   into an empty file, and writes the row in one ``O_APPEND`` write followed by ``fsync``. If the write
   fails part-way (a full disk), the file is cut back to its previous length, so no half row is left.
-* The schema is one table, ``SCHEMA`` (each column's name, domain and the version that added it), from
-  which the header, the earlier headers (``KNOWN_HEADERS``) and the domains derive.
-* Every column has a domain (``DOMAINS``: accuracies in [0, 1], counts and times finite and not
-  negative, ``hparams`` a JSON object, a known status; ``acc`` present in a finished row). A row outside
-  them is refused on write (``RowError``) and is a damaged record on read, as a cut or glued one is.
+* A row outside its columns' domains (``bench.record.schema``) is refused on write (``RowError``) and is
+  a damaged record on read, as a cut or glued one is.
 * A damaged last record (no final newline, a cut-off row, a row glued to another, a value outside its
   domain: a killed writer of an older version, an editor) is detected before appending, reported with
   its byte offset and moved aside into ``<file>.damaged`` (appended there, never dropped), so the next
@@ -22,28 +17,21 @@ One run = one row, and a row is written whole or not at all:
   was appended since this process last read the file (``_indexed``; its first read is of the whole
   file), so a run costs the same at 50,000 rows as at 100 (``python -m benchmarks.append_cost``); a file
   rewritten otherwise is read whole again.
-* ``claim_run`` takes a per-run lock so two processes running the same grid never run the same run
-  twice; together with re-reading the file under the claim, a run is recorded once.
+* ``RunClaim`` is a per-run lock so two processes running the same grid never run the same run twice;
+  together with re-reading the file under the claim, a run is recorded once.
 
 A file whose header is not one of this schema's versions is never touched: ``SchemaError`` says what
-differs. ``run_id`` hashes what defines a run (grid, task, backbone, method, seed, budget,
-hyper-parameters, device type), so a resumed grid can skip what is recorded.
+differs.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import functools
-import hashlib
 import io
 import itertools
-import json
-import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,144 +41,21 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from bench import SCHEMA_VERSION
-
-STATUSES = ("ok", "failed", "collapsed")
-FINISHED = ("ok", "collapsed")  # a run with one of these statuses is not run again
-LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
-
-
-class SchemaError(RuntimeError):
-    """A results file cannot be read, appended to or written as this schema; the message says why."""
-
-
-class RowError(SchemaError, ValueError):
-    """A row with a value outside its column's domain: refused on write (a ValueError, as other bad rows
-    are), and a damaged record on read."""
-
-
-# --- the domain of each column: what a row may hold, checked alike on write and on read -----------------
-@dataclass(frozen=True)
-class Domain:
-    """The values a column may hold: a finite number within [low, high] (a whole one with ``integer``),
-    one of ``choices``, or a JSON object; empty is allowed unless the column is required."""
-
-    kind: str  # "number", "choice" or "json"
-    low: float = 0.0
-    high: float = math.inf
-    integer: bool = False
-    choices: tuple[str, ...] = ()
-
-    def problem(self, text: str) -> str | None:
-        """Why ``text`` (not empty) is outside the domain, or None."""
-        if self.kind == "choice":
-            return None if text in self.choices else f"is not one of {', '.join(self.choices)}"
-        if self.kind == "json":
-            try:
-                return None if isinstance(json.loads(text), dict) else "is not a JSON object"
-            except ValueError:
-                return "is not valid JSON"
-        try:
-            value = float(text)
-        except ValueError:
-            return "is not a number"
-        if not math.isfinite(value):
-            return "is not a finite number"
-        if self.integer and not value.is_integer():
-            return "is not a whole number"
-        if not self.low <= value <= self.high:
-            return f"is outside [{self.low:g}, {self.high:g}]"
-        return None
-
-
-_FRACTION = Domain("number", high=1.0)  # accuracies and shares of the eval split
-_COUNT = Domain("number", integer=True)
-_AMOUNT = Domain("number")  # times, speeds, memory, a loss: finite and not negative
-_FLAG = Domain("choice", choices=("true", "false"))
-_TEXT = None  # any text (names, versions, times, an error message)
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of the results file: its name, its domain (None: any text) and the schema version that
-    added it."""
-
-    name: str
-    domain: Domain | None = _TEXT
-    since: int = 1
-
-
-# The schema as one table, in the file's column order. Adding a column is one line here (``since`` the
-# new version) beside the code that measures it: the header, the older headers this code reads and
-# migrates, the domains checked on write and read, and the report's numeric columns derive from it.
-SCHEMA: tuple[Column, ...] = (
-    # identity
-    Column("schema_version", Domain("number", low=1, high=SCHEMA_VERSION, integer=True)), Column("run_id"),
-    Column("created_at"), Column("grid"), Column("task"), Column("backbone"), Column("method"),
-    Column("seed", _COUNT), Column("budget"), Column("hparams", Domain("json")),
-    # code
-    Column("git_sha"), Column("git_dirty", _FLAG),
-    # size
-    Column("total_params", _COUNT), Column("trainable_params", _COUNT), Column("trainable_params_excl_head", _COUNT),
-    Column("trainable_pct", Domain("number", high=100.0)),
-    # accuracy
-    Column("train_loss", _AMOUNT), Column("acc", _FRACTION), Column("acc_last", _FRACTION),
-    Column("acc_select", _FRACTION), Column("best_epoch", _COUNT), Column("epochs", _COUNT),
-    Column("majority_rate", _FRACTION), Column("pred_majority_share", _FRACTION),
-    Column("n_train", _COUNT), Column("n_select", _COUNT), Column("n_eval", _COUNT),
-    # speed
-    Column("train_samples_per_s", _AMOUNT), Column("train_tokens_per_s", _AMOUNT),
-    Column("train_flops_per_s", _AMOUNT), Column("matmul_peak_flops_per_s", _AMOUNT),
-    Column("eval_samples_per_s", _AMOUNT), Column("train_s", _AMOUNT), Column("run_s", _AMOUNT),
-    Column("peak_mem_mb", _AMOUNT), Column("peak_cuda_mem_mb", _AMOUNT),
-    # speed: was the machine quiet while this run trained?
-    Column("other_cpu_load", _AMOUNT, since=2), Column("speed_clean", _FLAG, since=2),
-    # how many processes the training ran in: 1, or more when it resumed from epoch checkpoints
-    Column("segments", Domain("number", low=1, integer=True), since=5),
-    # place
-    Column("device"), Column("threads", Domain("number", low=1, integer=True)), Column("torch"),
-    Column("transformers"), Column("fastnlp"), Column("python"), Column("cpu"),
-    # the CPU's speed-relevant instruction sets: CPUs sold under one name differ (bf16, AMX)
-    Column("cpu_features", since=4),
-    # where and how: the host, the GPU's name (empty on CPU), serial or ray
-    Column("node", since=3), Column("accelerator", since=3), Column("launcher", since=3),
-    # outcome
-    Column("status", Domain("choice", choices=STATUSES)), Column("error"),
+from bench.record.schema import (
+    COLUMNS,
+    CURRENT_COLUMNS,
+    DOMAINS,
+    FINISHED,
+    KNOWN_HEADERS,
+    REQUIRED,
+    REQUIRED_WHEN_FINISHED,
+    STATUSES,
+    RowError,
+    SchemaError,
+    row_problem,
 )
-COLUMNS = [column.name for column in SCHEMA]
-# Every header this code can read: the current one and the earlier versions (columns added later absent).
-KNOWN_HEADERS = {version: [column.name for column in SCHEMA if column.since <= version]
-                 for version in range(SCHEMA_VERSION, 0, -1)}
-DOMAINS: dict[str, Domain] = {column.name: column.domain for column in SCHEMA if column.domain is not None}
-NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in DOMAINS and DOMAINS[c].kind == "number")
-REQUIRED = ("run_id", "status")  # in every row
-REQUIRED_WHEN_FINISHED = ("acc",)  # in every ok or collapsed row: what the report averages
-_CURRENT = frozenset(COLUMNS)  # row_problem checks these columns; a header's others (none today) are not
 
-
-def row_problem(values: dict[str, str]) -> str | None:
-    """Why a row (its columns as written in the CSV) is outside the schema's domains, or None. Columns
-    the row lacks (an earlier schema version) are not checked."""
-    finished = values.get("status") in FINISHED
-    for column in COLUMNS:
-        if column not in values:
-            continue
-        text = values[column]
-        if text == "":
-            if column in REQUIRED or (finished and column in REQUIRED_WHEN_FINISHED):
-                return f"{column} is empty" + (f" in a {values['status']} row" if column not in REQUIRED else "")
-            continue
-        domain = DOMAINS.get(column)
-        why = domain.problem(text) if domain else None
-        if why:
-            return f"{column} '{text[:20]}' {why}"
-    return None
-
-
-def run_id(identity: dict[str, Any]) -> str:
-    """A short stable hash of what defines a run."""
-    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
+LOCK_TIMEOUT_S = 120.0  # appends take milliseconds; a lock held this long is a stuck process
 
 # --- reading, with byte offsets -------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -319,7 +184,7 @@ def _damages(records: list[Record], header: list[str]) -> list[str | None]:
     for column, values in zip(header, values_by_column, strict=True):
         domain = DOMAINS.get(column)
         required = column in REQUIRED or column in REQUIRED_WHEN_FINISHED
-        if column not in _CURRENT or (domain is None and not required):
+        if column not in CURRENT_COLUMNS or (domain is None and not required):
             continue
         failing = {text for text in set(values) if text and domain is not None and domain.problem(text)}
         if required:
@@ -656,99 +521,3 @@ class RunClaim:
         self.lock.release()
 
 
-# --- provenance -------------------------------------------------------------------------------------
-def git_state(root: Path | None = None) -> tuple[str, bool]:
-    """(sha, dirty) of the working tree, ignoring results/, reports/ and benchmarks/history.csv (which
-    runs, reports and the regression check themselves write)."""
-    root = root or Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!results", ":!reports",
-                                 ":!benchmarks/history.csv"],
-                                cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha or "unknown", bool(status)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", False
-
-
-def core_affinity() -> set[int] | None:
-    """The cores this process may run on (a container or taskset narrows them); None where unknown."""
-    try:
-        return set(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return None
-
-
-def available_cores() -> int:
-    """How many cores this process may run on (its CPU affinity; else all)."""
-    cores = core_affinity()
-    return len(cores) if cores is not None else os.cpu_count() or 1
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-# Instruction sets that change how fast a matmul runs, in the order a row lists them: x86 (AVX2, AVX-512,
-# its bf16 dot products, AMX tiles) and Arm (SVE, bf16). Other flags do not change these speeds.
-SPEED_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve", "bf16")
-
-
-def cpu_features(cpuinfo: str | None = None) -> str:
-    """This CPU's ``SPEED_FEATURES``, space-separated ("none" when it has none of them; "" when unknown:
-    no ``/proc/cpuinfo``). Two CPUs of one model name can differ here: a Xeon VM with or without AMX."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return ""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            present = set(value.split())
-            return " ".join(f for f in SPEED_FEATURES if f in present) or "none"
-    return ""
-
-
-def machine_of(row: dict[str, str]) -> str:
-    """The kind of machine a row's speeds were measured on: its GPU's name, else its CPU's name with the
-    CPU's speed features when recorded (rows before schema v4 have the name alone). Speeds of different
-    kinds are never pooled."""
-    if row.get("accelerator"):
-        return row["accelerator"]
-    cpu, features = row.get("cpu") or "unknown CPU", row.get("cpu_features") or ""
-    return f"{cpu} ({features})" if features else cpu
-
-
-def this_cpu() -> str:
-    """This machine's CPU as a row measured here names it (``machine_of``): e.g. "AMD EPYC (avx2)"."""
-    return machine_of({"cpu": cpu_name(), "cpu_features": cpu_features()})
-
-
-@functools.cache
-def environment() -> dict[str, str]:
-    """Library versions and machine, recorded with every row (constant for a process: looked up once;
-    callers copy it into their rows)."""
-    import importlib.metadata as md
-
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "fastnlp": md.version("fastnlp"), "python": platform.python_version(), "cpu": cpu_name(),
-            "cpu_features": cpu_features(), "node": platform.node()}
-
-
-def accelerator_name(device: str) -> str:
-    """The GPU a run used, by name ("" on CPU): speeds of different GPUs are never pooled."""
-    import torch
-
-    parsed = torch.device(device)
-    return torch.cuda.get_device_name(parsed) if parsed.type == "cuda" else ""
