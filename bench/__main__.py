@@ -33,7 +33,7 @@ from bench.launchers.driver import GridAborted, RunSettings
 from bench.record.provenance import available_cores
 from bench.record.schema import SchemaError
 from bench.registry import UnknownName
-from bench.report_install import ReportError
+from bench.report.install import ReportError
 from bench.startup import stopped_while_starting, take_over
 from bench.tasks import TASKS, TaskError
 
@@ -210,7 +210,7 @@ def _run(args) -> int:
         raise GridError(f"--threads must be at least 1, got {args.threads}")
     check_device(args.device)
     if args.command == "reproduce":
-        from bench.reproduce import committed_csvs
+        from bench.report.reproduce import committed_csvs
 
         committed_csvs(args.against)  # a missing --against is refused before any run
     launcher, options = _launcher_options(args)
@@ -219,7 +219,7 @@ def _run(args) -> int:
     outcome = launcher.run(grid, args.results, settings, options)
     if args.command == "reproduce":
         from bench.record.store import finished_rows
-        from bench.reproduce import committed_rows, comparison
+        from bench.report.reproduce import committed_rows, comparison
 
         table, verdicts = comparison(committed_rows(args.against), finished_rows(args.results))
         print(f"\nCommitted rows ({args.against}) beside the rows measured on this machine ({args.results}):\n")
@@ -314,14 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list()
         elif args.command == "report":
-            from bench.report import check_reports, write_reports
+            from bench.report.pages import check_reports, write_reports
 
             if args.check:
                 return check_reports(args.results_dir, args.out)
             for path in write_reports(args.results_dir, args.out):
                 print(f"wrote {path}")
         elif args.command == "compare":
-            from bench.compare import compare
+            from bench.report.compare import compare
 
             print(compare(args.before, args.after))
         elif args.command == "run-one":

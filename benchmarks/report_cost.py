@@ -55,7 +55,7 @@ def fill(folder: Path, size: int) -> None:
 
 
 def _load_seconds(folder: Path) -> float:
-    from bench.report import load_results
+    from bench.report.load import load_results
 
     start = time.perf_counter()
     load_results(folder)

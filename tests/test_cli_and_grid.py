@@ -61,7 +61,7 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--grid", "nope"], "unknown grid 'nope'; accepted: bert-sizes, lr-sweep"),
-    (["--grid", "smoke", "--methods", "lorra"], "unknown method 'lorra'; accepted: finetune"),
+    (["--grid", "smoke", "--methods", "lorra"], "unknown method 'lorra'; accepted: bitfit, finetune, ia3, lora"),
     (["--grid", "smoke", "--backbones", "gpt9"], "unknown backbone 'gpt9'; accepted: minilm-l3"),
     (["--grid", "smoke", "--task", "imdb"], "unknown task 'imdb'; accepted: sst2, mr, synthetic, or auto"),
     (["--grid", "smoke", "--budget", "huge"], "unknown budget 'huge'; accepted: default"),

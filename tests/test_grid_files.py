@@ -122,7 +122,9 @@ def test_the_report_picks_a_sweeps_winner_on_select_never_on_eval(tmp_path) -> N
     from test_report import make_row
 
     from bench.record.store import append_row
-    from bench.report import aggregate, load_results, main_table
+    from bench.report.aggregate import aggregate
+    from bench.report.load import load_results
+    from bench.report.tables import main_table
 
     path = tmp_path / "runs.csv"
     # lr 0.001 is best on select but worst on eval; lr 0.01 the other way round
@@ -141,7 +143,8 @@ def test_a_winner_at_the_end_of_its_range_is_marked(tmp_path) -> None:
     from test_report import make_row
 
     from bench.record.store import append_row
-    from bench.report import aggregate, load_results
+    from bench.report.aggregate import aggregate
+    from bench.report.load import load_results
 
     path = tmp_path / "runs.csv"
     for lr, select in ((0.001, 0.70), (0.003, 0.72), (0.01, 0.75)):

@@ -154,7 +154,7 @@ def test_a_history_row_with_missing_columns_is_refused(tmp_path) -> None:
 
 
 def test_the_speed_history_page_and_plot_render_identically(tmp_path) -> None:
-    from bench.report_history import render_history
+    from bench.report.history import render_history
 
     path = tmp_path / "history.csv"
     history.append([_history_row("aaa"), _history_row("aaa", KEY.replace("train", "eval"))], path)

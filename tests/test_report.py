@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import compare
 from bench.record.store import append_row
-from bench.report import aggregate, check_reports, load_results, main_table, write_reports
+from bench.report.aggregate import aggregate
+from bench.report.compare import compare
+from bench.report.load import load_results
+from bench.report.pages import check_reports, write_reports
+from bench.report.tables import main_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,7 +179,7 @@ def test_committed_reports_match_committed_results() -> None:
 
 
 def test_each_backbone_gets_a_verdict_line(results_dir) -> None:
-    from bench.report import verdicts
+    from bench.report.tables import verdicts
 
     lines = verdicts(aggregate(load_results(results_dir)))
     # minilm-l6: finetune 82.0 ± 2.0 is best; prefix (77.0) is not within one std, so finetune is also the
@@ -190,7 +193,7 @@ def test_each_backbone_gets_a_verdict_line(results_dir) -> None:
 
 
 def test_a_close_cheaper_faster_method_is_named(tmp_path) -> None:
-    from bench.report import verdicts
+    from bench.report.tables import verdicts
 
     path = tmp_path / "runs.csv"
     for seed, (ft, pr) in enumerate([(0.80, 0.79), (0.84, 0.80), (0.82, 0.81)]):
@@ -202,7 +205,8 @@ def test_a_close_cheaper_faster_method_is_named(tmp_path) -> None:
 
 
 def _figures(rows):
-    from bench.report import figures, speed_source
+    from bench.report.aggregate import speed_source
+    from bench.report.figures import figures
 
     return figures(aggregate(rows), "sizes/mr/default", speed_source(rows))
 
@@ -269,7 +273,7 @@ def test_throughput_bars_carry_their_values_and_the_title_names_the_cpu(results_
 
 
 def test_spread_moves_overlapping_labels_apart_and_leaves_the_others() -> None:
-    from bench.report import _spread
+    from bench.report.figures import _spread
 
     assert _spread([1.0, 5.0, 9.0], 1.0) == [1.0, 5.0, 9.0]
     placed = _spread([5.0, 5.2, 1.0, 5.1], 1.0)
@@ -291,7 +295,7 @@ def test_the_page_lists_why_runs_failed(results_dir, tmp_path) -> None:
 
 
 def test_a_backbone_where_every_run_failed_is_left_out_of_the_plots(results_dir) -> None:
-    from bench.report import figures
+    from bench.report.figures import figures
 
     path = results_dir / "runs.csv"
     append_row(path, make_row("mpnet-base", "prefix", 0, 0.0, status="failed", error="refused"))

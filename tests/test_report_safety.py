@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from test_report import make_row
 
-from bench import report_install
 from bench.__main__ import main
-from bench.compare import read_source
 from bench.record.schema import SchemaError
 from bench.record.store import append_row
-from bench.report import ReportError, check_reports, write_reports
+from bench.report import install as report_install
+from bench.report.compare import read_source
+from bench.report.install import ReportError
+from bench.report.pages import check_reports, write_reports
 
 
 def _results(folder: Path, grid: str) -> Path:

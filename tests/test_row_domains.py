@@ -20,7 +20,8 @@ from bench.__main__ import main
 from bench.record import store as results_module
 from bench.record.schema import COLUMNS, KNOWN_HEADERS, SchemaError
 from bench.record.store import append_row, finished_rows, format_row, migrate, read_rows
-from bench.report import load_results, write_reports
+from bench.report.load import load_results
+from bench.report.pages import write_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 

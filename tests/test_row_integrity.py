@@ -173,8 +173,8 @@ def test_an_unwritable_results_path_is_one_line(tmp_path) -> None:
 
 
 def test_report_and_compare_read_past_a_damaged_line(tmp_path, capsys) -> None:
-    from bench.compare import compare
-    from bench.report import load_results
+    from bench.report.compare import compare
+    from bench.report.load import load_results
 
     path = tmp_path / "runs.csv"
     for seed in (0, 1):

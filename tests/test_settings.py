@@ -132,7 +132,7 @@ def test_a_bf16_run_records_its_precision_and_the_bf16_peak(tmp_path) -> None:
     assert json.loads(rows["finetune"]["hparams"])["precision"] == "bf16"
     assert "precision" not in json.loads(rows["finetune-fp32"]["hparams"])
     assert rows["finetune"]["matmul_peak_flops_per_s"] != rows["finetune-fp32"]["matmul_peak_flops_per_s"]
-    from bench.report import write_reports
+    from bench.report.pages import write_reports
 
     write_reports(tmp_path, tmp_path / "reports")
     page = (tmp_path / "reports" / "smoke-synthetic.md").read_text()

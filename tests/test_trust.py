@@ -221,7 +221,7 @@ def test_reproduce_runs_into_its_own_file_and_gives_a_verdict(tmp_path, capsys) 
 
 
 def test_reproduce_verdicts() -> None:
-    from bench.reproduce import verdict
+    from bench.report.reproduce import verdict
 
     assert verdict([0.80, 0.82, 0.84], [0.81], same_seeds_equal=False) == "agrees"
     assert verdict([0.80, 0.82, 0.84], [0.70], same_seeds_equal=False) == "DIFFERS"

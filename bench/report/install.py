@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench.report_history import PAGE as HISTORY_PAGE
-from bench.report_history import PLOT as HISTORY_PLOT
+from bench.report.history import PAGE as HISTORY_PAGE
+from bench.report.history import PLOT as HISTORY_PLOT
 
 MANIFEST = ".generated"  # in the reports folder: the files the harness wrote there, one name a line
 MANIFEST_HEADER = "# Written by `python -m bench report`, which replaces or removes only the files listed here."

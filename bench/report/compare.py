@@ -9,11 +9,12 @@ A GIT_REF is checked before git runs: one that starts with '-' (git would read i
 range ('..') or characters outside a plain revision is refused with one line.
 
 Damaged records are skipped with a warning naming their byte offset (``bench.record.store.parse_rows``),
-so one cut-off line does not make the whole file unreadable. Rows are loaded the report's way (``bench.rows``: a row
-superseded by a re-run is dropped). Runs are matched on (grid, task, budget, device, threads, backbone,
-method); for each, the seeds and mean accuracy over ok seeds, before and after (a cell whose seed sets
-differ is marked), and the median train and eval samples/s over the ok runs measured on a quiet
-machine on one CPU, with after/before ratios (above 1 = faster) only when both sides ran on the same CPU.
+so one cut-off line does not make the whole file unreadable. Rows are loaded the report's way
+(``bench.report.frame``: a row superseded by a re-run is dropped). Runs are matched on (grid, task,
+budget, device, threads, backbone, method); for each, the seeds and mean accuracy over ok seeds, before
+and after (a cell whose seed sets differ is marked), and the median train and eval samples/s over the ok
+runs measured on a quiet machine on one CPU, with after/before ratios (above 1 = faster) only when both
+sides ran on the same CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tabulate import tabulate
 from bench.file_kinds import special_kind
 from bench.record.schema import SchemaError
 from bench.record.store import parse_rows
-from bench.rows import as_frame, clean_speed, speed_cpu
+from bench.report.frame import as_frame, clean_speed, speed_cpu
 
 KEYS = ["grid", "task", "budget", "device", "precision", "threads", "backbone", "method"]
 
@@ -73,7 +74,7 @@ def read_source(source: str) -> pd.DataFrame:
             raise SchemaError(f"'{source}' names no file after ':'; write GIT_REF:path, e.g. HEAD~1:results/runs.csv")
         try:
             result = subprocess.run(["git", "show", f"{ref}:{inside}"], capture_output=True,
-                                    cwd=Path(__file__).resolve().parent.parent)
+                                    cwd=Path(__file__).resolve().parents[2])
         except OSError as exc:
             raise SchemaError(f"cannot run git to read '{source}': {exc.strerror or exc}") from None
         if result.returncode != 0:
@@ -92,7 +93,7 @@ def read_source(source: str) -> pd.DataFrame:
 
 def summarise(data: pd.DataFrame) -> pd.DataFrame:
     """One line per cell (``KEYS``): mean accuracy over its ok seeds and the seeds, and the median speeds
-    over the ok runs measured on a quiet machine on one CPU (``bench.rows.speed_cpu``), with that CPU."""
+    over the ok runs measured on a quiet machine on one CPU (``bench.report.frame.speed_cpu``), with that CPU."""
     lines = []
     for key, group in data.groupby(KEYS, sort=True):
         ok = group[group["status"] == "ok"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-HISTORY = Path(__file__).resolve().parent.parent / "benchmarks" / "history.csv"
+HISTORY = Path(__file__).resolve().parents[2] / "benchmarks" / "history.csv"
 PAGE, PLOT = "speed-history.md", "speed-history.png"
 
 
