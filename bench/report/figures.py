@@ -1,15 +1,17 @@
-"""The plots of one table, one function per figure, written as PNGs without metadata (so they re-render
-byte-identically)."""
+"""The plots of one table: one function per figure (``FIGURES``), drawn with a ``Style`` they share, and
+written as PNGs without metadata (so they re-render byte-identically)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from bench.report.tables import count_text
-
-PLOTS = ["acc-vs-size", "acc-vs-trainable", "throughput"]  # the suffixes of the PNGs made by ``write_plots``
 
 
 def _spread(values: list[float], gap: float) -> list[float]:
@@ -50,8 +52,6 @@ def accuracy_limits(table: pd.DataFrame) -> tuple[float, float]:
 def _log_limits(values, left: float = 0.08, right: float = 0.08) -> tuple[float, float]:
     """Limits of a log axis around positive ``values``: padded by ``left`` / ``right`` of the span in decades
     (a span of at least 0.3 decades, so that one value alone is not squeezed)."""
-    import math
-
     logs = [math.log10(v) for v in values if v == v and v > 0]
     if not logs:
         return 1.0, 10.0
@@ -62,54 +62,79 @@ def _log_limits(values, left: float = 0.08, right: float = 0.08) -> tuple[float,
     return 10 ** (low - left * span), 10 ** (high + right * span)
 
 
-def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", "")) -> dict[str, object]:
-    """The three plots of one table (``aggregate``'s), as matplotlib figures keyed by their suffix in
-    ``PLOTS``; ``speeds`` is ``speed_source`` of the table's rows (the CPU the throughput comes from)."""
-    import math
+@dataclass(frozen=True)
+class Style:
+    """What every figure of one table shares: the measured rows, each method's colour and marker, the backbones
+    by size, the accuracy axis and the majority-class line."""
 
+    title: str
+    table: pd.DataFrame  # the rows of backbones with at least one ok run
+    ok: pd.DataFrame
+    methods: list[str]
+    colours: dict[str, Any]
+    markers: dict[str, str]
+    backbones: list[str]
+    sizes: dict[str, float]
+    low: float
+    high: float
+    majority: float | None
+    spread_note: str
+    speeds: tuple[str, str]
+
+
+def style_of(table: pd.DataFrame, title: str, speeds: tuple[str, str]) -> Style | None:
+    """The shared ``Style`` of one table's figures; None when no backbone has an ok run (nothing to plot)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     plt.rcParams.update({"font.size": 9, "svg.hashsalt": "bench"})
     measured = set(table[table["n_ok"] > 0]["backbone"])  # a backbone where every run failed has nothing to plot
     table = table[table["backbone"].isin(measured)]
     if table.empty:
-        return {}
+        return None
     methods = list(dict.fromkeys(table["method"]))  # the table's own order
-    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
-    markers = dict(zip(methods, "osD^vP*X" * 4, strict=False))
     backbones = list(dict.fromkeys(table["backbone"]))  # smallest first (aggregate's order)
-    sizes = {b: table[table["backbone"] == b]["backbone_params"].min() for b in backbones}
     ok = table[table["n_ok"] > 0]
     low, high = accuracy_limits(table)
     majority = table["majority_rate"].dropna()
-    majority = 100 * float(majority.max()) if len(majority) else None
     single = bool((ok["n_ok"] == 1).any())
-    spread_note = "mean ± std over seeds" + (" (no bar: one seed)" if single else "")
-    out: dict[str, object] = {}
+    return Style(title, table, ok, methods,
+                 colours={m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)},
+                 markers=dict(zip(methods, "osD^vP*X" * 4, strict=False)), backbones=backbones,
+                 sizes={b: table[table["backbone"] == b]["backbone_params"].min() for b in backbones},
+                 low=low, high=high, majority=100 * float(majority.max()) if len(majority) else None,
+                 spread_note="mean ± std over seeds" + (" (no bar: one seed)" if single else ""), speeds=speeds)
 
-    def finish_accuracy(ax, what: str) -> None:
-        ax.set_ylim(low, high)
-        ax.set_ylabel(f"eval accuracy (%)\n{spread_note}")
-        ax.set_title(f"{title}: eval accuracy vs {what}")
-        ax.grid(alpha=0.3)
-        handles = [Line2D([], [], color=colours[m], marker=markers[m], linestyle="none", label=m)
-                   for m in methods if m in set(ok["method"])]
-        if majority is not None:
-            inside = low <= majority <= high
-            if inside:
-                ax.axhline(majority, color="grey", linestyle=":", zorder=0)
-            where = "" if inside else " (below the axis)" if majority < low else " (above the axis)"
-            handles.append(Line2D([], [], color="grey", linestyle=":",
-                                  label=f"majority class\n{majority:.1f} %{where}"))
-        ax.legend(handles=handles, title="method", loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                  borderaxespad=0.0, fontsize=8, title_fontsize=8, frameon=False)
 
-    # accuracy vs backbone size: x ticks name the backbones, methods side by side at each size
+def _finish_accuracy(ax: Any, style: Style, what: str) -> None:
+    """The accuracy axis, title, grid and legend (methods, and the majority-class line) of an accuracy plot."""
+    from matplotlib.lines import Line2D
+
+    low, high, majority = style.low, style.high, style.majority
+    ax.set_ylim(low, high)
+    ax.set_ylabel(f"eval accuracy (%)\n{style.spread_note}")
+    ax.set_title(f"{style.title}: eval accuracy vs {what}")
+    ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=style.colours[m], marker=style.markers[m], linestyle="none", label=m)
+               for m in style.methods if m in set(style.ok["method"])]
+    if majority is not None:
+        inside = low <= majority <= high
+        if inside:
+            ax.axhline(majority, color="grey", linestyle=":", zorder=0)
+        where = "" if inside else " (below the axis)" if majority < low else " (above the axis)"
+        handles.append(Line2D([], [], color="grey", linestyle=":", label=f"majority class\n{majority:.1f} %{where}"))
+    ax.legend(handles=handles, title="method", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0, fontsize=8, title_fontsize=8, frameon=False)
+
+
+def accuracy_vs_size(style: Style) -> Any:
+    """Accuracy against backbone size: x ticks name the backbones, methods side by side at each size."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ok, methods, sizes, backbones = style.ok, style.methods, style.sizes, style.backbones
     fig, ax = plt.subplots(figsize=(7.4, 4.4))
     ax.set_xscale("log")
     xmin, xmax = _log_limits([sizes[b] / 1e6 for b in backbones])
@@ -120,7 +145,7 @@ def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", ""))
             continue
         shift = 10 ** (0.025 * span * (i - (len(methods) - 1) / 2))  # a small dodge so error bars do not overlap
         ax.errorbar(part["backbone_params"] / 1e6 * shift, 100 * part["acc_mean"],
-                    yerr=100 * part["acc_std"].fillna(0), color=colours[method], marker=markers[method],
+                    yerr=100 * part["acc_std"].fillna(0), color=style.colours[method], marker=style.markers[method],
                     capsize=3, linestyle="-", linewidth=1.2, markersize=6)
     ax.set_xlim(xmin, xmax)
     ticks: dict[str, list[str]] = {}  # backbones of the same size (to 0.1M) share one tick that names them all
@@ -134,19 +159,26 @@ def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", ""))
         label.set_horizontalalignment("right")
         label.set_rotation_mode("anchor")
     ax.set_xlabel("backbone (total parameters, millions, log scale)")
-    finish_accuracy(ax, "backbone size")
-    out["acc-vs-size"] = fig
+    _finish_accuracy(ax, style, "backbone size")
+    return fig
 
-    # accuracy vs trainable parameters: each point labelled with its backbone
+
+def accuracy_vs_trainable(style: Style) -> Any:
+    """Accuracy against trainable parameters: each point labelled with its backbone, labels kept apart."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    ok, colours, low, high = style.ok, style.colours, style.low, style.high
     fig, ax = plt.subplots(figsize=(7.4, 4.4))
     ax.set_xscale("log")
     xmin, xmax = _log_limits(ok["trainable_params"], left=0.06, right=0.28)  # room for the labels on the right
     span = math.log10(xmax / xmin)
-    for method in methods:
+    for method in style.methods:
         part = ok[ok["method"] == method]
         if not part.empty:
             ax.errorbar(part["trainable_params"], 100 * part["acc_mean"], yerr=100 * part["acc_std"].fillna(0),
-                        color=colours[method], marker=markers[method], capsize=3, linestyle="none", markersize=6)
+                        color=colours[method], marker=style.markers[method], capsize=3, linestyle="none",
+                        markersize=6)
     points = [(math.log10(r.trainable_params), 100 * r.acc_mean, r.backbone, r.method) for r in ok.itertuples()
               if r.trainable_params == r.trainable_params and r.trainable_params > 0]
     points.sort(key=lambda p: (p[0], p[1]))
@@ -170,11 +202,17 @@ def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", ""))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: count_text(v) if f"{v:.0e}"[0] in minor else ""))
     ax.tick_params(axis="x", which="both", labelsize=8)
     ax.set_xlabel("trainable parameters incl. classification head (log scale)")
-    finish_accuracy(ax, "trainable parameters")
-    out["acc-vs-trainable"] = fig
+    _finish_accuracy(ax, style, "trainable parameters")
+    return fig
 
-    # throughput: one panel per backbone, each with its own linear axis from zero, the value on every bar
-    cpu, left_out = speeds
+
+def throughput(style: Style) -> Any:
+    """Training throughput: one panel per backbone, each with its own linear axis from zero, the value on every
+    bar ("not timed" where no run was measured on a quiet machine)."""
+    import matplotlib.pyplot as plt
+
+    table, backbones, colours = style.table, style.backbones, style.colours
+    cpu, left_out = style.speeds
     fig, axes = plt.subplots(1, max(len(backbones), 1), figsize=(max(4.4, 2.5 * len(backbones) + 0.9), 4.2),
                              squeeze=False)
     fewer = False
@@ -198,19 +236,31 @@ def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", ""))
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", rotation_mode="anchor")
         ax.set_xlim(-0.6, len(names) - 0.4)
-        ax.set_title(f"{backbone} ({sizes[backbone] / 1e6:.1f}M params)", fontsize=9)
+        ax.set_title(f"{backbone} ({style.sizes[backbone] / 1e6:.1f}M params)", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("training throughput (samples/s)\nmedian over seeds")
-    heading = f"{title}: training throughput on {cpu}" if cpu else f"{title}: training throughput (no speed " \
-        "measured on a quiet machine)"
+    heading = (f"{style.title}: training throughput on {cpu}" if cpu
+               else f"{style.title}: training throughput (no speed measured on a quiet machine)")
     notes = ["each panel has its own scale"] if len(backbones) > 1 else []
     if fewer:
         notes.append("(n=…): the median is over fewer runs than seeds")
     if left_out:
         notes.append(left_out)
     fig.suptitle("\n".join([heading] + notes), fontsize=9)
-    out["throughput"] = fig
-    return out
+    return fig
+
+
+# Every figure of a table, by the suffix of its PNG, in page order: a new plot is one function and one entry here.
+FIGURES: dict[str, Callable[[Style], Any]] = {"acc-vs-size": accuracy_vs_size,
+                                               "acc-vs-trainable": accuracy_vs_trainable, "throughput": throughput}
+PLOTS = list(FIGURES)  # the suffixes of the PNGs made by ``write_plots`` (the installer's to replace)
+
+
+def figures(table: pd.DataFrame, title: str, speeds: tuple[str, str] = ("", "")) -> dict[str, object]:
+    """The plots of one table (``aggregate``'s), as matplotlib figures keyed by their suffix in ``PLOTS``;
+    ``speeds`` is ``speed_source`` of the table's rows (the CPU the throughput comes from)."""
+    style = style_of(table, title, speeds)
+    return {} if style is None else {suffix: draw(style) for suffix, draw in FIGURES.items()}
 
 
 def write_plots(table: pd.DataFrame, stem: Path, title: str, speeds: tuple[str, str] = ("", "")) -> list[str]:

@@ -11,14 +11,13 @@ import pandas as pd
 from filelock import FileLock
 from tabulate import tabulate
 
-from bench.backbones import BACKBONES
-from bench.report.aggregate import aggregate, speed_source
-from bench.report.figures import PLOTS, write_plots
+from bench.report.aggregate import aggregate
+from bench.report.figures import PLOTS
 from bench.report.history import render_history
 from bench.report.install import MANIFEST, ReportError, create, manifest_text, os_reason, previously_generated, update
 from bench.report.load import load_checked
-from bench.report.notes import environment_lines, failed_lines, hparams_lines, reproduce_command
-from bench.report.tables import main_table, precision_lines, verdicts
+from bench.report.sections import SECTIONS, Part
+from bench.report.tables import precision_lines
 
 PUBLISHED = [
     ("distilbert-base-uncased", "finetune, 10 ep, lr 5e-5, bs 32", "SST-2 dev", "88.42 (771/872)",
@@ -52,33 +51,10 @@ def grid_page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[
     for (budget, device, precision), part in rows.groupby(["budget", "device", "precision"], sort=True):
         table = aggregate(part)
         tables[(budget, device, precision)] = (part, table)
-        in_precision = "" if precision == "fp32" else f" in `{precision}`"
         slug = _slug(grid, task, budget, device, *([] if precision == "fp32" else [precision]))
-        lines += [f"## Budget `{budget}` on `{device}`{in_precision}", "", *verdicts(table), "", main_table(table), ""]
-        lines += failed_lines(part)
-        if (table["tried"] > 1).any():
-            lines += ["Swept settings: for each backbone and method, the combination with the best mean `select` "
-                      "accuracy over its ok seeds was chosen (`eval` takes no part in the choice); the row reports "
-                      "that combination's `eval` accuracy, speed and size. A winner at the end of the range it was "
-                      "chosen from is marked (lowest / highest tried): the best value may lie beyond it. All "
-                      "combinations tried are listed under the hyper-parameters below.", ""]
-        if task == "mr":
-            lines.append("Task: MR (Rotten Tomatoes sentences, 6,464 train / 1,000 select / 1,066 eval); "
-                         "SST-2 could not be loaded offline, so these are not SST-2 numbers.")
-        sentence = [b for b in dict.fromkeys(table["backbone"]) if b in BACKBONES and BACKBONES[b].sentence_embedding]
-        if sentence:
-            lines.append(f"Backbones {', '.join(sentence)} are sentence-embedding fine-tunes (sentence-"
-                         "transformers), not raw MLM checkpoints. Every method classifies from the mean "
-                         "of the sentence's token states (no pooler).")
-        n_train = sorted({int(v) for v in part["n_train"].dropna()})
-        lines += ["", "Data per run: " + f"train {', '.join(f'{n:,}' for n in n_train) or '–'}, "
-                  f"select {', '.join(sorted({f'{int(v):,}' for v in part['n_select'].dropna()})) or '–'}, "
-                  f"eval {', '.join(sorted({f'{int(v):,}' for v in part['n_eval'].dropna()})) or '–'}.", "",
-                  "Hyper-parameters used:", ""] + hparams_lines(part)
-        lines += ["", "Environment:", ""] + environment_lines(part)
-        lines += ["", "Reproduce:", "", "```", reproduce_command(grid, task, budget, part), "```", ""]
-        pngs = write_plots(table, out_dir / slug, f"{grid}/{task}/{budget}", speed_source(part))
-        lines += [f"![{name}]({name})" for name in pngs] + [""]
+        part_of_page = Part(grid, task, budget, device, precision, part, table, out_dir, slug)
+        for section in SECTIONS:
+            lines += section(part_of_page)
         summary.append((budget, device + ("" if precision == "fp32" else f"/{precision}"), table))
     lines += precision_lines(tables)
     name = f"{_slug(grid, task)}.md"
