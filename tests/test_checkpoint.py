@@ -172,8 +172,8 @@ def test_the_fingerprint_covers_the_training_code_and_not_the_report_or_the_cli(
     root = copy_of_the_code(tmp_path)
     written = code_fingerprint(root)
     assert written == code_fingerprint()
-    for unrelated in ("bench/report.py", "bench/__main__.py", "bench/compare.py", "bench/launchers/driver.py",
-                      "bench/launchers/serial.py", "bench/record/store.py"):
+    for unrelated in ("bench/report/pages.py", "bench/__main__.py", "bench/report/compare.py",
+                      "bench/launchers/driver.py", "bench/launchers/serial.py", "bench/record/store.py"):
         assert (root / unrelated).is_file(), unrelated
         with (root / unrelated).open("a") as handle:
             handle.write("\n# a change that decides no number\n")
@@ -190,7 +190,7 @@ def test_a_report_only_change_keeps_a_checkpoint_resumable_and_a_loop_change_doe
     root = copy_of_the_code(tmp_path / "code")
     path = tmp_path / "abc.pt"
     checkpoint.save(path, snapshot("abc", code_fingerprint(root)))
-    with (root / "bench/report.py").open("a") as handle:
+    with (root / "bench/report/pages.py").open("a") as handle:
         handle.write("\n# the report changed\n")
     said: list[str] = []
     assert checkpoint.load(path, "abc", code_fingerprint(root), said.append).epochs_done == 1 and not said

@@ -69,7 +69,7 @@ def grid_page(grid: str, task: str, rows: pd.DataFrame, out_dir: Path) -> tuple[
     return name, best
 
 
-def render(rows: pd.DataFrame, dest: Path) -> list[str]:
+def render_folder(rows: pd.DataFrame, dest: Path) -> list[str]:
     """Write every report file and the manifest into the empty folder ``dest``; returns their names, sorted."""
     index = ["# Reports", "",
              "Regenerated from every CSV under `results/` by `python -m bench report` (CI checks that this "
@@ -101,15 +101,15 @@ def write_reports(results_dir: Path, out_dir: Path) -> list[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"reports folder '{out_dir}' is a file; pass --out with a folder")
 
-    def render(dest: Path) -> list[str]:
-        return render(rows, dest)
+    def render_into(dest: Path) -> list[str]:
+        return render_folder(rows, dest)
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         lock = out_dir.parent / f".{out_dir.name}.lock"
         lock.touch()  # filelock waits forever on a lock file it cannot create: fail here instead
         with FileLock(str(lock)):  # two `report`s at once take turns
-            names = update(render, out_dir, PLOTS) if out_dir.is_dir() else create(render, out_dir)
+            names = update(render_into, out_dir, PLOTS) if out_dir.is_dir() else create(render_into, out_dir)
     except OSError as exc:
         raise ReportError(f"cannot write reports into '{out_dir}': {os_reason(exc)}; it was left as it "
                           "was") from None
@@ -124,7 +124,7 @@ def check_reports(results_dir: Path, out_dir: Path) -> int:
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
-        names = render(rows, fresh)
+        names = render_folder(rows, fresh)
         differ = [n for n in names if not (out_dir / n).is_file()
                   or not filecmp.cmp(out_dir / n, fresh / n, shallow=False)]
     listed = previously_generated(out_dir, PLOTS)[0] if (out_dir / MANIFEST).is_file() else set()
