@@ -235,10 +235,10 @@ def _run_one(args) -> int:
     """One run from its spec; its row as JSON on stdout (and appended to --results); 1 when it failed. A run
     --results already records as finished is not run again (unless --rerun): its recorded row is printed."""
     from bench.backbones import unavailable
+    from bench.execute.unit import RunRequest
     from bench.grids import Variant
     from bench.launchers.driver import preflight, validate
     from bench.record.store import RunClaim
-    from bench.unit import RunRequest
 
     request = RunRequest.from_json(args.spec)
     if args.results:
@@ -288,9 +288,9 @@ def _execute_one(request, args) -> int:
     """Run ``request`` here, print its row as JSON and append it to ``args.results`` when given."""
     import json
 
+    from bench.execute.unit import execute
     from bench.record.provenance import git_state
     from bench.record.store import append_row
-    from bench.unit import execute
 
     sha, dirty = git_state()
     row = execute(request, {"git_sha": sha, "git_dirty": dirty, "launcher": "run-one"}, say=print)

@@ -47,25 +47,25 @@ def _patched(owner: object, name: str, replacement: object) -> Iterator[None]:
 
 def injection(layer: str, seconds: float, method: str | None) -> contextlib.AbstractContextManager:
     """The patch for ``layer``, active while the returned context is."""
-    import bench.data
-    import bench.train
+    import bench.execute.callbacks
+    import bench.execute.data
 
     if layer == "data":
-        original = bench.data.collate
-        return _patched(bench.data, "collate", lambda pad_id: _slowed(original(pad_id), seconds))
+        original = bench.execute.data.collate
+        return _patched(bench.execute.data, "collate", lambda pad_id: _slowed(original(pad_id), seconds))
     if layer == "callback":
-        hook = bench.train.LastEpochLoss.on_before_backward
-        return _patched(bench.train.LastEpochLoss, "on_before_backward", _slowed(hook, seconds))
+        hook = bench.execute.callbacks.LastEpochLoss.on_before_backward
+        return _patched(bench.execute.callbacks.LastEpochLoss, "on_before_backward", _slowed(hook, seconds))
     if layer == "eval":
-        update = bench.train.PredictionShare.update
-        return _patched(bench.train.PredictionShare, "update", _slowed(update, seconds))
+        update = bench.execute.callbacks.PredictionShare.update
+        return _patched(bench.execute.callbacks.PredictionShare, "update", _slowed(update, seconds))
     if layer == "method-step":
         from methods import METHODS
 
         cls = METHODS[method].load()
         return _patched(cls, "train_step", _slowed(cls.train_step, seconds))
     if layer == "padding":
-        original = bench.data.collate
+        original = bench.execute.data.collate
 
         def to_max_length(pad_id: int):
             pad = original(pad_id)
@@ -79,7 +79,7 @@ def injection(layer: str, seconds: float, method: str | None) -> contextlib.Abst
                     batch["attention_mask"] = torch.nn.functional.pad(batch["attention_mask"], (0, width))
                 return batch
             return padded
-        return _patched(bench.data, "collate", to_max_length)
+        return _patched(bench.execute.data, "collate", to_max_length)
     raise ValueError(layer)
 
 

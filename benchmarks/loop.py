@@ -1,6 +1,6 @@
 """Whole-loop workloads: what a user waits for, through the real harness, beside plain PyTorch.
 
-One sample of a method's workload is one real run (``bench.train.run_one``, the code path every grid
+One sample of a method's workload is one real run (``bench.execute.loop.run_one``, the code path every grid
 run takes) on a fixed small job: ``random-bert-small`` (BERT, 4 x 256) on the synthetic task, 256
 training examples, one epoch, batch 32, 32 tokens at most, one thread. Two times come out of it:
 
@@ -31,10 +31,11 @@ from fastNLP import logger as fastnlp_logger
 from torch import nn
 
 from bench.backbones import load_backbone
-from bench.data import Encoded, encode_split
+from bench.execute.data import Encoded, encode_split
+from bench.execute.loop import run_one, seed_everything
 from bench.grids import Budget, Variant
+from bench.plan import RunSpec
 from bench.tasks import TaskData, load_task
-from bench.train import RunSpec, run_one, seed_everything
 
 BACKBONE = "random-bert-small"
 TASK = "synthetic"

@@ -20,10 +20,10 @@ import time
 import torch
 
 from bench.backbones import load_backbone
-from bench.data import encode_split, train_loader
-from bench.measure import matmul_peak_flops
+from bench.execute.data import encode_split, train_loader
+from bench.execute.loop import seed_everything
+from bench.execute.measure import matmul_peak_flops
 from bench.tasks import load_task
-from bench.train import seed_everything
 from methods import METHODS, build
 
 

@@ -31,10 +31,10 @@ from fastNLP import Trainer
 from fastNLP import logger as fastnlp_logger
 
 from bench.backbones import load_backbone
-from bench.data import encode_split, eval_loader, train_loader
-from bench.measure import matmul_peak_flops
+from bench.execute.data import encode_split, eval_loader, train_loader
+from bench.execute.loop import seed_everything
+from bench.execute.measure import matmul_peak_flops
 from bench.tasks import load_task
-from bench.train import seed_everything
 from methods import build
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from bench.backbones import load_backbone
-from bench.train import seed_everything
+from bench.execute.loop import seed_everything
 from benchmarks.loop import THREADS, PlainClassifier
 from methods import METHODS
 from methods import build as build_method

@@ -15,7 +15,7 @@ discover()
 
 def build(name: str, backbone: Any, num_labels: int, **settings: Any) -> Any:
     """Method ``name`` around ``backbone`` with ``settings`` over its defaults (ValueError listing every
-    problem); the budget's caps do not apply here, a run applies them (``bench.train.RunSpec``)."""
+    problem); the budget's caps do not apply here, a run applies them (``bench.plan.RunSpec``)."""
     entry = METHODS[name]
     training, own = entry.resolve(settings)
     return entry.load()(backbone, num_labels, own, training)

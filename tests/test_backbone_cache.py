@@ -21,9 +21,10 @@ from bench import backbones
 from bench import cache as cache_module
 from bench.backbones import BackboneError, load_backbone
 from bench.cache import MANIFEST
+from bench.execute.loop import build_model
 from bench.grids import BUDGETS, Variant
+from bench.plan import RunSpec
 from bench.tasks import load_task
-from bench.train import RunSpec, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "minilm-l3"

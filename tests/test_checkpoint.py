@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import checkpoint
-from bench.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fingerprint
+from bench.execute import checkpoint
+from bench.execute.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fingerprint
+from bench.execute.loop import run_one
 from bench.grid_files import GRIDS
 from bench.grids import narrow
 from bench.launchers.driver import expand
 from bench.record.schema import run_id
 from bench.record.store import read_rows
 from bench.tasks import load_task
-from bench.train import run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 SAME = ("acc", "acc_last", "acc_select", "best_epoch", "train_loss", "pred_majority_share", "trainable_params")
@@ -57,7 +57,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, mo
     saved = checkpoint.read_payload(checkpoint_path(tmp_path, run_id(spec.identity())))
     assert saved["epochs_done"] == 2 and len(saved["segments"]) == 1
     lines: list[str] = []
-    monkeypatch.setattr("bench.train.speed_is_clean", lambda *args: True)  # a quiet machine, whatever ran beside
+    monkeypatch.setattr("bench.execute.loop.speed_is_clean", lambda *args: True)  # quiet, whatever ran beside
     resumed = run_one(spec, say=lines.append)
     expected = f"resuming from the checkpoint after epoch 2/{straight['epochs']} (training segment 2)"
     assert any(expected in line for line in lines), lines
@@ -77,7 +77,7 @@ def test_a_run_resumed_on_another_kind_of_machine_has_no_clean_speed(tmp_path, m
     saved = checkpoint.read_payload(path)
     saved["segments"][0]["machine"] = "Some Other CPU (avx2), 1 threads, cpu"
     torch.save(saved, path)
-    monkeypatch.setattr("bench.train.speed_is_clean", lambda *args: True)  # however quiet the machine was
+    monkeypatch.setattr("bench.execute.loop.speed_is_clean", lambda *args: True)  # however quiet the machine was
     row = run_one(spec, say=lambda _: None)
     assert row["segments"] == 2 and row["speed_clean"] is False
 
@@ -178,7 +178,8 @@ def test_the_fingerprint_covers_the_training_code_and_not_the_report_or_the_cli(
         with (root / unrelated).open("a") as handle:
             handle.write("\n# a change that decides no number\n")
     assert code_fingerprint(root) == written
-    for deciding in ("bench/train.py", "bench/data.py", "methods/prefix/model.py", "bench/measure.py"):
+    for deciding in ("bench/execute/loop.py", "bench/execute/data.py", "methods/prefix/model.py",
+                     "bench/execute/measure.py", "bench/execute/callbacks.py", "bench/plan.py"):
         copy = copy_of_the_code(tmp_path / deciding.replace("/", "-"))
         assert (copy / deciding).is_file(), deciding
         with (copy / deciding).open("a") as handle:

@@ -115,12 +115,12 @@ def test_a_reader_that_goes_away_stops_the_output_quietly() -> None:
 
 
 def test_a_closed_console_during_a_run_stops_the_grid_without_a_failed_row(tmp_path, monkeypatch) -> None:
-    import bench.train
+    import bench.execute.loop
 
     def console_gone(*_, **__):
         raise BrokenPipeError(32, "Broken pipe")  # a progress line written to a closed pipe
 
-    monkeypatch.setattr(bench.train, "run_one", console_gone)
+    monkeypatch.setattr(bench.execute.loop, "run_one", console_gone)
     results = tmp_path / "runs.csv"
     grid = narrow(GRIDS["smoke"], methods=["prompt"], backbones=["random-bert-tiny"])
     with pytest.raises(BrokenPipeError):

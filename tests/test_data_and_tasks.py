@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.data import BucketBatchSampler, SortedBatchSampler, collate
+from bench.execute.data import BucketBatchSampler, SortedBatchSampler, collate
 from bench.tasks import TaskError, check_sizes, load_task, read_mr_csv, resolve_task
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import bench.data
-import bench.train
-from bench.data import Encoded
+import bench.execute.callbacks
+import bench.execute.data
+from bench.execute.data import Encoded
 from benchmarks.inject import LAYERS, injection
 from benchmarks.loop import PHASES, measure, sorted_batches, workload_key
 from methods import METHODS
@@ -30,9 +30,10 @@ def test_measure_gives_one_positive_ratio_per_repeat_and_phase() -> None:
 
 def _targets(method: str) -> dict[str, tuple[object, str]]:
     cls = METHODS[method].load()
-    return {"data": (bench.data, "collate"), "callback": (bench.train.LastEpochLoss, "on_before_backward"),
-            "eval": (bench.train.PredictionShare, "update"), "method-step": (cls, "train_step"),
-            "padding": (bench.data, "collate")}
+    return {"data": (bench.execute.data, "collate"),
+            "callback": (bench.execute.callbacks.LastEpochLoss, "on_before_backward"),
+            "eval": (bench.execute.callbacks.PredictionShare, "update"), "method-step": (cls, "train_step"),
+            "padding": (bench.execute.data, "collate")}
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -48,8 +49,8 @@ def test_an_injection_patches_its_layer_only_while_active(layer: str) -> None:
 
 def test_the_padding_injection_pads_every_batch_to_the_maximum_and_keeps_the_examples() -> None:
     items = [([5, 6, 7], 1), ([8], 0)]
-    plain = bench.data.collate(0)(items)
+    plain = bench.execute.data.collate(0)(items)
     with injection("padding", 0.0, None):
-        padded = bench.data.collate(0)(items)
+        padded = bench.execute.data.collate(0)(items)
     assert padded["input_ids"].shape == (2, 32) and padded["attention_mask"].sum() == plain["attention_mask"].sum()
     assert padded["input_ids"][:, :3].tolist() == plain["input_ids"].tolist()

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from bench.execute.loop import _schedule
 from bench.grid_files import GRIDS
 from bench.grids import BUDGETS, Variant, narrow
 from bench.launchers.serial import run_grid
+from bench.plan import RunSpec
 from bench.record.store import read_rows
-from bench.train import RunSpec, _schedule
 from methods import METHODS
 from methods.settings import CONSTANT, LINEAR_DECAY, TrainingSettings
 
@@ -78,10 +79,10 @@ def test_the_loop_uses_the_optimizer_and_batch_size_a_row_records(tmp_path, monk
             super().__init__(params, **kwargs)
 
     monkeypatch.setattr(torch.optim, "Adam", SpyAdam)
-    import bench.train
+    import bench.execute.loop
 
-    batch_sizes, real_loader = [], bench.train.train_loader
-    monkeypatch.setattr(bench.train, "train_loader", lambda data, size, *rest: batch_sizes.append(size)
+    batch_sizes, real_loader = [], bench.execute.loop.train_loader
+    monkeypatch.setattr(bench.execute.loop, "train_loader", lambda data, size, *rest: batch_sizes.append(size)
                         or real_loader(data, size, *rest))
     grid = narrow(GRIDS["smoke"], backbones=["random-bert-tiny"], seeds=[0])
     grid = replace(grid, variants=(Variant("finetune", {"epochs": 1, "optimizer": "Adam", "lr": 1e-3,
@@ -143,9 +144,9 @@ def test_a_bf16_run_records_its_precision_and_the_bf16_peak(tmp_path) -> None:
 @pytest.mark.parametrize(("bf16_peak", "warned"), [(1e9, True), (4e10, False)])
 def test_the_grid_prints_each_precisions_peak_and_warns_when_bf16_is_no_faster(tmp_path, monkeypatch, bf16_peak,
                                                                                 warned) -> None:
-    import bench.train
+    import bench.execute.measure
 
-    monkeypatch.setattr(bench.train, "measure_matmul_peak",
+    monkeypatch.setattr(bench.execute.measure, "measure_matmul_peak",
                         lambda device, precision="fp32": {"fp32": 2e10, "bf16": bf16_peak}[precision])
     grid = narrow(GRIDS["smoke"], backbones=["random-bert-tiny"], seeds=[0], methods=["finetune"])
     grid = replace(grid, variants=(Variant("finetune", {"epochs": 1, "lr": 1e-3, "precision": "bf16"}),))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from bench.backbones import load_backbone
-from bench.data import encode_split, train_loader
+from bench.execute.data import encode_split, train_loader
 from bench.tasks import load_task
 from benchmarks.speed import _fastnlp_epoch, _plain_epoch
 from methods import build

@@ -166,7 +166,7 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
            say: Callable[[str], None] = print) -> list:
     """Every distinct run of the grid, backbones in size order, then methods, then seeds; a run named
     twice (a repeated seed, backbone or method) is kept once, with a note."""
-    from bench.train import RunSpec
+    from bench.plan import RunSpec
 
     budget = BUDGETS[grid.budget]
     backbones = sorted(dict.fromkeys(grid.backbones), key=lambda b: backbone_spec(b).approx_params)

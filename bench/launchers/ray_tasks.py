@@ -5,7 +5,7 @@ cores); ``--ray-address auto`` or ``ray://host:10001`` joins a running cluster (
 ``scripts/ray-slurm.sbatch`` for one started inside a Slurm allocation). Ray is an optional extra
 (``pip install .[ray]``), imported only when a run uses it.
 
-* Each task calls ``bench.unit.execute``, the same function the serial launcher calls, and returns its
+* Each task calls ``bench.execute.unit.execute``, the same function the serial launcher calls, and returns its
   row; the driver (``bench.launchers.driver``, shared with the serial launcher) is the only writer of
   the results file and appends each row as its task finishes,
   so an interrupted driver loses nothing finished and the next invocation resumes by run_id.
@@ -80,7 +80,7 @@ class RayOptions:
 
 def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
     """What a Ray worker runs: one run, its row back."""
-    from bench.unit import execute
+    from bench.execute.unit import execute
 
     label = f"{request.backbone} {request.label or request.method} {request.seed}"
     if os.environ.get(CRASH_HOOK) == label:
@@ -94,7 +94,7 @@ def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 def _lost_row(request: Any, context: dict[str, Any], error: str) -> dict[str, Any]:
     """The row of a run whose worker or node died: what the driver knows, failed with the reason."""
-    from bench.unit import row_identity
+    from bench.execute.unit import row_identity
 
     return {**row_identity(request, request.spec(), context), "status": "failed", "error": error}
 
@@ -196,7 +196,7 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
 
 def run_ray(grid: Grid, results: Path, settings: RunSettings, options: RayOptions,
             say: Callable[[str], None] = print, progress_every_s: float = 30.0) -> GridOutcome:
-    from bench.unit import prime_task
+    from bench.execute.unit import prime_task
 
     ray = _ray()
     _check_client(options.address)
@@ -238,7 +238,7 @@ def run_ray(grid: Grid, results: Path, settings: RunSettings, options: RayOption
 
 def _submit_and_gather(ray, driver: Driver, options: RayOptions, pending: dict, progress_every_s: float) -> None:
     """Submit every run not recorded and not held elsewhere as a task, then record rows as tasks finish."""
-    from bench.unit import RunRequest
+    from bench.execute.unit import RunRequest
 
     settings, outcome, say = driver.settings, driver.outcome, driver.say
     gpu = settings.device.startswith("cuda")

@@ -62,9 +62,9 @@ def run_serial(grid: Grid, results: Path, settings: RunSettings, options: Serial
 def _run(driver: Driver, options: SerialOptions) -> None:
     import torch
 
-    from bench.checkpoint import remove as remove_checkpoint
+    from bench.execute.checkpoint import remove as remove_checkpoint
+    from bench.execute.unit import RunRequest, execute, prime_task
     from bench.grids import BUDGETS
-    from bench.unit import RunRequest, execute, prime_task
 
     grid, settings, say = driver.grid, driver.settings, driver.say
     say(f"grid {grid.name}: {driver.note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); "
@@ -121,8 +121,8 @@ def _measure_peaks(specs: list, settings: RunSettings, say: Callable[[str], None
     once for the whole grid and handed to every run (``prime_peak``)."""
     import torch
 
-    from bench.train import measure_matmul_peak
-    from bench.unit import prime_peak
+    from bench.execute.measure import measure_matmul_peak
+    from bench.execute.unit import prime_peak
 
     device = settings.device
     precisions = {spec.settings()[0].precision for spec in specs} or {"fp32"}
@@ -139,7 +139,7 @@ def _measure_peaks(specs: list, settings: RunSettings, say: Callable[[str], None
 
 def _resume_note(spec, rid: str) -> str:
     """What the next invocation does with an interrupted run: resume it from its checkpoint, or start it again."""
-    from bench.checkpoint import checkpoint_path
+    from bench.execute.checkpoint import checkpoint_path
 
     if spec.checkpoint_dir is not None and checkpoint_path(spec.checkpoint_dir, rid).exists():
         return f"the next invocation resumes it from its checkpoint {checkpoint_path(spec.checkpoint_dir, rid)}"

@@ -67,7 +67,7 @@ class RunRequest:
     threads: int = 2
     bucketing: bool = True
     data_dir: str | None = None
-    checkpoint_dir: str | None = None  # epoch checkpoints (bench.checkpoint) go here; None: none
+    checkpoint_dir: str | None = None  # epoch checkpoints (bench.execute.checkpoint) go here; None: none
     checkpoint_every_s: float = 600.0
 
     @classmethod
@@ -113,8 +113,8 @@ class RunRequest:
 
     def spec(self) -> Any:
         """The RunSpec this request names (loads the task data once per process)."""
+        from bench.plan import RunSpec
         from bench.tasks import load_task
-        from bench.train import RunSpec
 
         key = (self.task, self.data_dir)
         if key not in _TASKS:
@@ -130,8 +130,9 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
     message and whose ``traceback`` key (not a column: the caller logs and drops it) is the traceback."""
     import torch
 
+    from bench.execute.loop import run_one
+    from bench.execute.measure import measure_matmul_peak
     from bench.record.provenance import accelerator_name, environment
-    from bench.train import measure_matmul_peak, run_one
 
     torch.set_num_threads(request.threads)
     spec = request.spec()
@@ -157,7 +158,7 @@ def execute(request: RunRequest, context: dict[str, Any], say=print) -> dict[str
 def row_identity(request: RunRequest, spec: Any, context: dict[str, Any]) -> dict[str, Any]:
     """What a row says about its run before any measurement: also all a launcher knows of a run whose
     worker died."""
-    from bench.train import hparams_json
+    from bench.plan import hparams_json
 
     return {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": request.grid,
@@ -171,8 +172,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message says all there is to say; any other is an internal error, and its traceback
     is shown on the console too (it is always kept in the log)."""
     from bench.backbones import BackboneError
+    from bench.execute.callbacks import TrainingDiverged
     from bench.tasks import TaskError
-    from bench.train import TrainingDiverged
     from methods.base import MethodRefused
 
     return BackboneError, TaskError, OSError, MemoryError, TrainingDiverged, MethodRefused

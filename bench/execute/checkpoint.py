@@ -40,8 +40,8 @@ import torch
 from fastNLP import Callback
 
 FORMAT = 2  # 2: plain data read with weights_only=True (1 pickled NumPy objects)
-_ROOT = Path(__file__).resolve().parent.parent
-TRAINING_ENTRY = "bench.train"  # the module whose import closure decides a run's numbers
+_ROOT = Path(__file__).resolve().parents[2]
+TRAINING_ENTRY = "bench.execute.loop"  # the module whose import closure decides a run's numbers
 
 
 def _imports(path: Path) -> set[str]:
@@ -150,7 +150,7 @@ class Snapshot:
     losses: dict[str, Any]
     timer: dict[str, Any]
     rng: dict[str, Any]
-    segments: list[dict[str, Any]]  # the training processes so far (bench.checkpoint.Segments)
+    segments: list[dict[str, Any]]  # the training processes so far (bench.execute.checkpoint.Segments)
 
     def payload(self) -> dict[str, Any]:
         return {"format": FORMAT, **dataclasses.asdict(self)}
