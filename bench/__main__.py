@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 from bench.backbones import BACKBONES, BackboneError
-from bench.grid_files import GRIDS, MAX_RUNS, apply_sets, check_size, expand_sweeps, get_grid, set_everywhere
-from bench.grids import BUDGETS, Grid, GridError, narrow
+from bench.config.grid_files import GRIDS, MAX_RUNS, apply_sets, check_size, expand_sweeps, get_grid, set_everywhere
+from bench.config.grids import BUDGETS, Grid, GridError, narrow
 from bench.launchers import LAUNCHERS
 from bench.launchers.driver import GridAborted, RunSettings
 from bench.record.provenance import available_cores
@@ -235,9 +235,10 @@ def _run_one(args) -> int:
     """One run from its spec; its row as JSON on stdout (and appended to --results); 1 when it failed. A run
     --results already records as finished is not run again (unless --rerun): its recorded row is printed."""
     from bench.backbones import unavailable
+    from bench.config.grids import Variant
+    from bench.config.validate import validate
     from bench.execute.unit import RunRequest
-    from bench.grids import Variant
-    from bench.launchers.driver import preflight, validate
+    from bench.launchers.driver import preflight
     from bench.record.store import RunClaim
 
     request = RunRequest.from_json(args.spec)

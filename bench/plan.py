@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench import IDENTITY_VERSION
-from bench.grids import Budget, Variant
+from bench.config.grids import Budget, Variant
 from bench.record.schema import run_id
 from bench.tasks import TaskData
 from methods import METHODS

@@ -8,7 +8,7 @@ C`` (plus what else the kind accepts, such as a local model folder). It imports 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class Registry(Mapping[str, T], Generic[T]):
         return entry
 
     def accepted(self) -> str:
-        names = ", ".join(self._entries) or "(none registered)"
+        names = ", ".join(self) or "(none registered)"
         return f"{names}{', or ' + self.also_accepted if self.also_accepted else ''}"
 
     def unknown(self, *names: object) -> str:
@@ -58,4 +58,40 @@ class Registry(Mapping[str, T], Generic[T]):
         try:
             return name in self._entries
         except TypeError:  # an unhashable value from a malformed file
+            return False
+
+
+class LazyRegistry(Registry[T]):
+    """A registry whose entries are named up front and loaded on first use, each once: a broken entry (a grid
+    file with a typo) breaks only the commands that use it, never ``report``, ``migrate`` or ``--help``."""
+
+    def __init__(self, kind: str, names: Iterable[str], load: Callable[[str], T], also_accepted: str = ""):
+        super().__init__(kind, also_accepted)
+        self._names = list(dict.fromkeys(names))
+        self._load = load
+
+    def add(self, name: str, entry: T) -> T:
+        if name in self._names:
+            raise ValueError(f"{self.kind} '{name}' is registered twice")
+        self._names.append(name)
+        self._entries[name] = entry
+        return entry
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self:
+            raise UnknownName(self.unknown(name))
+        if name not in self._entries:
+            self._entries[name] = self._load(name)
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return name in self._names
+        except TypeError:
             return False

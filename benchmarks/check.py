@@ -74,7 +74,7 @@ def step_ratios(medians: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def accuracy_guard() -> dict[str, dict[str, Any]]:
     """Run the smoke grid (1 thread) into a temporary CSV; accuracy and loss per run."""
-    from bench.grid_files import GRIDS
+    from bench.config.grid_files import GRIDS
     from bench.launchers.serial import run_grid
     from bench.record.store import read_rows
 

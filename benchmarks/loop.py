@@ -31,9 +31,9 @@ from fastNLP import logger as fastnlp_logger
 from torch import nn
 
 from bench.backbones import load_backbone
+from bench.config.grids import Budget, Variant
 from bench.execute.data import Encoded, encode_split
 from bench.execute.loop import run_one, seed_everything
-from bench.grids import Budget, Variant
 from bench.plan import RunSpec
 from bench.tasks import TaskData, load_task
 

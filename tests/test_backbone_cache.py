@@ -21,8 +21,8 @@ from bench import backbones
 from bench import cache as cache_module
 from bench.backbones import BackboneError, load_backbone
 from bench.cache import MANIFEST
+from bench.config.grids import BUDGETS, Variant
 from bench.execute.loop import build_model
-from bench.grids import BUDGETS, Variant
 from bench.plan import RunSpec
 from bench.tasks import load_task
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.config.grid_files import GRIDS
+from bench.config.grids import narrow
 from bench.execute import checkpoint
 from bench.execute.checkpoint import SaveAfterEpochs, Segments, checkpoint_path, code_fingerprint
 from bench.execute.loop import run_one
-from bench.grid_files import GRIDS
-from bench.grids import narrow
 from bench.launchers.driver import expand
 from bench.record.schema import run_id
 from bench.record.store import read_rows

@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 
 from bench.__main__ import main
 from bench.backbones import BackboneError, load_backbone
-from bench.grid_files import GRIDS
-from bench.grids import narrow
+from bench.config.grid_files import GRIDS
+from bench.config.grids import narrow
 from bench.launchers.serial import run_grid
 from bench.record.store import read_rows
 

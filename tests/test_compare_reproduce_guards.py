@@ -101,7 +101,7 @@ def test_compare_with_an_empty_file_is_one_line_and_a_non_zero_exit(tmp_path, ca
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_reproduce_against_a_fifo_or_a_folder_without_csvs_is_refused(tmp_path) -> None:
-    from bench.grids import GridError
+    from bench.config.grids import GridError
     from bench.report.reproduce import committed_csvs
 
     with pytest.raises(GridError, match="holds no .csv file"):

@@ -4,12 +4,13 @@ file is listed with its key path before anything runs, and overrides are typed a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from bench.__main__ import main
-from bench.grid_files import GRIDS, GRIDS_DIR, apply_sets, get_grid, load_grid_file, parse_set
-from bench.grids import GridError
+from bench.config.grid_files import GRIDS, GRIDS_DIR, apply_sets, get_grid, load_grid_file, parse_set
+from bench.config.grids import GridError
 from bench.record.store import read_rows
 
 QUICK = ["--methods", "finetune", "--backbones", "random-bert-tiny", "--seeds", "0", "--threads", "1", "--quiet"]
@@ -99,7 +100,7 @@ def test_set_overrides_run_and_are_checked(tmp_path, capsys) -> None:
 
 
 def test_a_list_value_is_a_sweep_over_every_combination(tmp_path) -> None:
-    from bench.grid_files import expand_sweeps
+    from bench.config.grid_files import expand_sweeps
 
     grid = tmp_path / "sweep.toml"
     grid.write_text('backbones = ["random-bert-tiny"]\ntask = "synthetic"\nbudget = "smoke"\n'
@@ -156,8 +157,8 @@ def test_a_winner_at_the_end_of_its_range_is_marked(tmp_path) -> None:
 
 def test_every_registry_answers_an_unknown_name_the_same_way() -> None:
     from bench.backbones import BACKBONES
-    from bench.grid_files import GRIDS
-    from bench.grids import BUDGETS
+    from bench.config.grid_files import GRIDS
+    from bench.config.grids import BUDGETS
     from bench.registry import UnknownName
     from bench.tasks import TASKS
     from methods import METHODS
@@ -180,3 +181,37 @@ def test_bench_list_imports_no_torch() -> None:
     listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for name in ("sizes", "default", "prompt_len", "minilm-l6", "mr", "schedule"):
         assert name in listing
+
+
+def test_a_broken_built_in_grid_file_breaks_only_the_commands_that_use_it(tmp_path) -> None:
+    """grids/*.toml are read when a command names one: with sizes.toml broken, ``report`` and ``migrate`` work
+    (the report says once that it shows that grid without its reference) and ``--grid sizes`` is one line."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("bench", "methods", "grids"):
+        shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "grids" / "sizes.toml").write_text("backbones = [minilm-l3\n")  # a typo: not TOML
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = (root / "results" / "runs.csv").read_text().splitlines()
+    sizes = [line for line in rows[1:] if ",sizes," in line][:3]
+    assert sizes, "the committed rows hold sizes rows"
+    (results / "runs.csv").write_text("\n".join([rows[0], *sizes]) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def bench(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    report = bench("report", "--results-dir", str(results), "--out", str(tmp_path / "reports"))
+    assert report.returncode == 0, report.stderr
+    assert report.stderr.count("sizes.toml is not valid TOML") == 1
+    assert (tmp_path / "reports" / "README.md").is_file()
+    migrate = bench("migrate", str(results / "runs.csv"))
+    assert migrate.returncode == 0, migrate.stderr
+    run = bench("--grid", "sizes", "--results", str(tmp_path / "other.csv"))
+    assert run.returncode == 2 and "sizes.toml is not valid TOML" in run.stderr and run.stderr.count("\n") == 1

@@ -100,8 +100,8 @@ def test_a_sweep_of_a_hundred_million_runs_is_refused_at_once(tmp_path, capsys) 
 
 
 def test_the_limit_counts_after_narrowing_and_max_runs_raises_it(tmp_path, capsys) -> None:
-    from bench.grid_files import check_size, grid_size, load_grid_file
-    from bench.grids import GridError
+    from bench.config.grid_files import check_size, grid_size, load_grid_file
+    from bench.config.grids import GridError
 
     grid = tmp_path / "sweep.toml"
     grid.write_text('backbones = ["random-bert-tiny", "random-mpnet-tiny"]\nseeds = [0, 1, 2]\n'

@@ -16,8 +16,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from bench.grid_files import GRIDS  # noqa: E402
-from bench.grids import narrow  # noqa: E402
+from bench.config.grid_files import GRIDS  # noqa: E402
+from bench.config.grids import narrow  # noqa: E402
 from bench.launchers.ray_tasks import CRASH_HOOK, CRASH_ONCE, run_grid_ray  # noqa: E402
 from bench.launchers.serial import run_grid  # noqa: E402
 from bench.record.store import read_rows  # noqa: E402

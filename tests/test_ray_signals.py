@@ -18,7 +18,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from bench.__main__ import main  # noqa: E402
-from bench.grid_files import GRIDS  # noqa: E402
+from bench.config.grid_files import GRIDS  # noqa: E402
 from bench.launchers.driver import expand, prepare  # noqa: E402
 from bench.launchers.ray_tasks import run_grid_ray  # noqa: E402
 from bench.record.schema import run_id  # noqa: E402

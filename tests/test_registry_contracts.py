@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from bench.backbones import BACKBONES
-from bench.grid_files import GRIDS, expand_sweeps
-from bench.grids import BUDGETS, valid_seed
+from bench.config.grid_files import GRIDS, expand_sweeps
+from bench.config.grids import BUDGETS, valid_seed
 from bench.launchers import LAUNCHERS, Launcher
 from bench.registry import Registry, UnknownName
 from bench.tasks import TASKS

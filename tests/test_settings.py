@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from bench.config.grid_files import GRIDS
+from bench.config.grids import BUDGETS, Variant, narrow
 from bench.execute.loop import _schedule
-from bench.grid_files import GRIDS
-from bench.grids import BUDGETS, Variant, narrow
 from bench.launchers.serial import run_grid
 from bench.plan import RunSpec
 from bench.record.store import read_rows

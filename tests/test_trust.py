@@ -16,9 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 from bench.__main__ import main
+from bench.config.grid_files import GRIDS
+from bench.config.grids import GridError, Variant, narrow
 from bench.execute.measure import CpuLoadMeter, speed_is_clean
-from bench.grid_files import GRIDS
-from bench.grids import GridError, Variant, narrow
 from bench.launchers.serial import run_grid
 from bench.record.store import read_rows
 from methods.finetune.model import FineTune

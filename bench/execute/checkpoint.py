@@ -62,7 +62,7 @@ def _module_file(root: Path, name: str) -> Path | None:
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
-    return None  # an attribute (``bench.grids.Budget``), not a module
+    return None  # an attribute (``bench.config.grids.Budget``), not a module
 
 
 def _module_name(root: Path, path: Path) -> str:

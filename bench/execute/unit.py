@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import SCHEMA_VERSION
+from bench.config.grids import BUDGETS, SEED_RANGE, GridError, Variant, valid_seed
 from bench.file_kinds import special_kind
-from bench.grids import BUDGETS, SEED_RANGE, GridError, Variant, valid_seed
 
 _PEAKS: dict[tuple[str, int, str], float] = {}  # matmul peak per (device, threads, precision), once per process
 _TASKS: dict[tuple[str, str | None], Any] = {}  # task data loaded once per process

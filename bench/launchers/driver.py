@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.backbones import BackboneError, backbone_spec, unavailable
+from bench.config.grids import BUDGETS, Grid
+from bench.config.validate import validate
 from bench.file_kinds import special_kind
-from bench.grids import BUDGETS, Grid, GridError
 from bench.launchers.log import RunLog, keep_unrecorded
 from bench.record.provenance import git_state, machine_of
 from bench.record.schema import SchemaError
@@ -92,27 +93,6 @@ class GridOutcome:
             text += (f"; {self.left_to_others} being run by another process, left to it (not waited for; run "
                      "the same command again once it is done to see them all recorded)")
         return text
-
-
-def validate(grid: Grid) -> None:
-    """Every problem with the grid's methods, hyper-parameters and budget at once, as one GridError."""
-    from methods import METHODS
-
-    problems = []
-    budget = BUDGETS.get(grid.budget)
-    if budget is None:
-        problems.append(BUDGETS.unknown(grid.budget))
-    else:
-        problems += budget.problems()
-    for variant in grid.variants:
-        if variant.method not in METHODS:
-            problems.append(f"{variant.name}: {METHODS.unknown(variant.method)}")
-            continue
-        problems += METHODS[variant.method].problems(dict(variant.overrides), variant.name)
-    if not grid.variants or not grid.backbones or not grid.seeds:
-        problems.append("the grid has no methods, backbones or seeds to run")
-    if problems:
-        raise GridError(f"grid {grid.name} is invalid, nothing was run: " + "; ".join(problems))
 
 
 def preflight(results: Path) -> None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.grids import Grid, GridError
+from bench.config.grids import Grid, GridError
 from bench.launchers import Launcher, Option
 from bench.launchers.driver import Driver, GridOutcome, RunSettings, run_label
 from bench.record.store import RunClaim

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.grids import Grid, GridError
+from bench.config.grids import Grid, GridError
 from bench.launchers import Launcher, Option
 from bench.launchers.driver import Driver, GridOutcome, RunSettings, run_label
 from bench.record.provenance import cpu_features, cpu_name
@@ -62,9 +62,9 @@ def run_serial(grid: Grid, results: Path, settings: RunSettings, options: Serial
 def _run(driver: Driver, options: SerialOptions) -> None:
     import torch
 
+    from bench.config.grids import BUDGETS
     from bench.execute.checkpoint import remove as remove_checkpoint
     from bench.execute.unit import RunRequest, execute, prime_task
-    from bench.grids import BUDGETS
 
     grid, settings, say = driver.grid, driver.settings, driver.say
     say(f"grid {grid.name}: {driver.note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); "

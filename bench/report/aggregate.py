@@ -3,7 +3,9 @@ swept settings chosen on ``select``, means and standard deviations over seeds, s
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 
 import pandas as pd
 
@@ -16,13 +18,25 @@ def backbone_size(name: str, fallback: float) -> float:
     return float(spec.approx_params) if spec else float(fallback)
 
 
+@functools.cache
+def _built_in_grid(name: str):
+    """The built-in grid ``name``, None for another grid; a broken grid file is said once and treated as unknown
+    (it must not break the report)."""
+    from bench.config.grid_files import GRIDS
+    from bench.config.grids import GridError
+
+    try:
+        return GRIDS.get(name)
+    except GridError as exc:
+        print(f"warning: {exc}; its page shows methods in the order of the rows, with no reference", file=sys.stderr)
+        return None
+
+
 def layout(rows: pd.DataFrame) -> tuple[str, list[str]]:
     """(reference method, method order) for rows of one grid: from the grid's file when the grid is a
     built-in one, else no reference and the order in which methods first appear in the rows."""
-    from bench.grid_files import GRIDS
-
     grids = set(rows["grid"])
-    known = GRIDS.get(next(iter(grids))) if len(grids) == 1 else None
+    known = _built_in_grid(next(iter(grids))) if len(grids) == 1 else None
     if known is None:
         return "", list(dict.fromkeys(rows["method"]))
     return known.reference, list(dict.fromkeys(v.name for v in known.variants))

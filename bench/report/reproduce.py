@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.config.grids import GridError
 from bench.file_kinds import special_kind
-from bench.grids import GridError
 from bench.record.provenance import machine_of
 from bench.record.store import finished_rows
 

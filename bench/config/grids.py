@@ -1,6 +1,6 @@
 """Grids and budgets: which methods run on which backbones, with which seeds and how much data.
 
-The grids themselves are files (``grids/*.toml``, read by ``bench.grid_files``). A grid is methods
+The grids themselves are files (``grids/*.toml``, read by ``bench.config.grid_files``). A grid is methods
 (as variants: a method plus setting overrides and a label) x backbones x seeds on one task under one
 budget. A budget caps the data and epochs so a grid fits a machine: ``default`` is sized for the
 2-core CPU (the ``sizes`` grid in about 30 minutes), ``full`` is the whole protocol (whole train set,

@@ -40,11 +40,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench.config.grids import BUDGETS, SEED_RANGE, Grid, GridError, Variant, valid_seed
 from bench.file_kinds import special_kind
-from bench.grids import BUDGETS, SEED_RANGE, Grid, GridError, Variant, valid_seed
-from bench.registry import Registry
+from bench.registry import LazyRegistry, Registry
 
-GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
+GRIDS_DIR = Path(__file__).resolve().parents[2] / "grids"
 MAX_RUNS = 10_000  # a grid of more runs is refused unless --max-runs raises this (a typo'd sweep, not a plan)
 TOP_KEYS = {"description": "a string", "backbones": "a list of backbone names or model folders",
             "seeds": f"a list of {SEED_RANGE}", "task": "a task name", "budget": "a budget name",
@@ -184,9 +184,11 @@ def load_grid_file(path: Path) -> Grid:
                 data.get("reference", ""))
 
 
-GRIDS: Registry[Grid] = Registry("grid", "a path to a .toml grid file")
-for _path in sorted(GRIDS_DIR.glob("*.toml")):
-    GRIDS.add(_path.stem, load_grid_file(_path))
+# The built-in grids, by file name; each file is read when a command first names it, so a broken one breaks
+# only what uses it.
+GRIDS: Registry[Grid] = LazyRegistry("grid", [path.stem for path in sorted(GRIDS_DIR.glob("*.toml"))],
+                                     lambda name: load_grid_file(GRIDS_DIR / f"{name}.toml"),
+                                     "a path to a .toml grid file")
 
 
 def get_grid(name: str) -> Grid:
