@@ -2,7 +2,6 @@
 
 import sys as _sys
 
-SCHEMA_VERSION = 5  # the results file's columns (bench.record.schema.SCHEMA: a new column's ``since``); in every row
 IDENTITY_VERSION = 1  # part of every run_id: bump only when what defines a run changes meaning
 
 if _sys.argv[:1] == ["-m"]:  # python -m bench...: Ctrl-C from the first moment is one line (bench.startup)

@@ -8,13 +8,13 @@ import errno
 import json
 import multiprocessing
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench import SCHEMA_VERSION
 from bench.record import store as results_module
-from bench.record.schema import COLUMNS, KNOWN_HEADERS, SCHEMA, SchemaError
+from bench.record.schema import COLUMNS, KNOWN_HEADERS, SCHEMA, SCHEMA_VERSION, SchemaError
 from bench.record.store import RunClaim, append_row, finished_rows, migrate, read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,3 +235,27 @@ def test_the_schema_table_gives_every_header_this_code_has_read_and_written() ->
     assert all(1 <= column.since <= SCHEMA_VERSION for column in SCHEMA)
     with (ROOT / "results" / "runs.csv").open(newline="", encoding="utf-8") as handle:
         assert next(csv.reader(handle)) == KNOWN_HEADERS[SCHEMA_VERSION]
+
+
+def test_a_column_added_without_its_version_is_refused_at_import(tmp_path, monkeypatch) -> None:
+    """The schema's version is its newest column's ``since``: a column added as v6 while the version says 5 (or a
+    version raised with no column for it) stops the import with what to fix, before any row is written."""
+    import importlib.util
+    import inspect
+
+    import bench.record.schema as schema
+
+    source = inspect.getsource(schema)
+    assert f"SCHEMA_VERSION = {SCHEMA_VERSION}  #" in source
+    version, newer = f"SCHEMA_VERSION = {SCHEMA_VERSION}  #", f"SCHEMA_VERSION = {SCHEMA_VERSION + 1}  #"
+    column = f'Column("error"), Column("energy_j", since={SCHEMA_VERSION + 1}),'
+    for label, edited in [("column", source.replace('Column("error"),', column)),
+                          ("version", source.replace(version, newer))]:
+        assert edited != source, label
+        path = tmp_path / f"schema_{label}.py"
+        path.write_text(edited)
+        spec = importlib.util.spec_from_file_location(f"schema_{label}", path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+        with pytest.raises(RuntimeError, match="a new column's since is the new version"):
+            spec.loader.exec_module(module)

@@ -21,9 +21,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION
 from bench.config.grids import BUDGETS, SEED_RANGE, GridError, Variant, valid_seed
 from bench.file_kinds import special_kind
+from bench.record.schema import SCHEMA_VERSION
 
 _PEAKS: dict[tuple[str, int, str], float] = {}  # matmul peak per (device, threads, precision), once per process
 _TASKS: dict[tuple[str, str | None], Any] = {}  # task data loaded once per process

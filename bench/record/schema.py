@@ -4,7 +4,7 @@
 times finite and not negative, ``hparams`` a JSON object, a known status) and the schema version that
 added it. The header (``COLUMNS``), every earlier header (``KNOWN_HEADERS``, read and migrated), the
 domains (``DOMAINS``) and the report's numeric columns (``NUMBER_COLUMNS``) derive from it, so a new
-column is one line here (and ``bench.SCHEMA_VERSION``). ``row_problem`` is the one row check, applied
+column is one line here (and ``SCHEMA_VERSION`` beside it). ``row_problem`` is the one row check, applied
 alike on write (``RowError``) and on read (a damaged record). ``run_id`` hashes what defines a run.
 """
 
@@ -15,8 +15,6 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any
-
-from bench import SCHEMA_VERSION
 
 STATUSES = ("ok", "failed", "collapsed")
 FINISHED = ("ok", "collapsed")  # a run with one of these statuses is not run again
@@ -83,8 +81,10 @@ class Column:
 
 
 # The schema as one table, in the file's column order. Adding a column is one line here (``since`` the
-# new version) beside the code that measures it: the header, the older headers this code reads and
-# migrates, the domains checked on write and read, and the report's numeric columns derive from it.
+# new version) and the version below, beside the code that measures it: the header, the older headers
+# this code reads and migrates, the domains checked on write and read, and the report's numeric columns
+# derive from it.
+SCHEMA_VERSION = 5  # the results file's version, in every row: the newest column's ``since`` (checked below)
 SCHEMA: tuple[Column, ...] = (
     # identity
     Column("schema_version", Domain("number", low=1, high=SCHEMA_VERSION, integer=True)), Column("run_id"),
@@ -119,6 +119,9 @@ SCHEMA: tuple[Column, ...] = (
     # outcome
     Column("status", Domain("choice", choices=STATUSES)), Column("error"),
 )
+if max(column.since for column in SCHEMA) != SCHEMA_VERSION:
+    raise RuntimeError(f"bench.record.schema: SCHEMA_VERSION is {SCHEMA_VERSION} but the newest column is since "
+                       f"v{max(column.since for column in SCHEMA)}: a new column's since is the new version")
 COLUMNS = [column.name for column in SCHEMA]
 # Every header this code can read: the current one and the earlier versions (columns added later absent).
 KNOWN_HEADERS = {version: [column.name for column in SCHEMA if column.since <= version]

@@ -40,7 +40,6 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from bench import SCHEMA_VERSION
 from bench.record.schema import (
     COLUMNS,
     CURRENT_COLUMNS,
@@ -49,6 +48,7 @@ from bench.record.schema import (
     KNOWN_HEADERS,
     REQUIRED,
     REQUIRED_WHEN_FINISHED,
+    SCHEMA_VERSION,
     STATUSES,
     RowError,
     SchemaError,
