@@ -235,24 +235,23 @@ def _run_one(args) -> int:
     """One run from its spec; its row as JSON on stdout (and appended to --results); 1 when it failed. A run
     --results already records as finished is not run again (unless --rerun): its recorded row is printed."""
     from bench.backbones import unavailable
-    from bench.config.grids import Variant
     from bench.config.validate import validate
-    from bench.execute.unit import RunRequest
     from bench.launchers.driver import preflight
+    from bench.plan import RunSpec
     from bench.record.store import RunClaim
 
-    request = RunRequest.from_json(args.spec)
+    spec = RunSpec.from_json(args.spec)
     if args.results:
         preflight(args.results)
-    check_device(request.device)
-    validate(Grid(request.grid, "", (Variant(request.method, dict(request.overrides), request.label),),
-                  (request.backbone,), (request.seed,), request.task, request.budget))
-    problem = unavailable(request.backbone)
+    check_device(spec.device)
+    validate(Grid(spec.grid, "", (spec.variant,), (spec.backbone,), (spec.seed,), spec.task, spec.budget.name))
+    problem = unavailable(spec.backbone)
     if problem:
         raise BackboneError(problem)
-    rid = request.spec().run_id  # loads and checks the task data before any work
+    spec.task_data()  # loads and checks the task data before any work
+    rid = spec.run_id
     if not args.results:
-        return _execute_one(request, args)
+        return _execute_one(spec, args)
     claim = RunClaim(args.results, rid)  # a second run-one of the same spec waits, then reuses this one's row
     if not claim.acquire(wait=False):
         print(f"run-one: run {rid} is being run by another process; waiting for it", file=sys.stderr)
@@ -261,7 +260,7 @@ def _run_one(args) -> int:
         recorded = None if args.rerun else _recorded(args.results, rid)
         if recorded:
             return _reuse_one(args.results, rid, recorded)
-        return _execute_one(request, args)
+        return _execute_one(spec, args)
     finally:
         claim.release()
 
@@ -285,8 +284,8 @@ def _reuse_one(results: Path, rid: str, row: dict) -> int:
     return 0
 
 
-def _execute_one(request, args) -> int:
-    """Run ``request`` here, print its row as JSON and append it to ``args.results`` when given."""
+def _execute_one(spec, args) -> int:
+    """Run ``spec`` here, print its row as JSON and append it to ``args.results`` when given."""
     import json
 
     from bench.execute.unit import execute
@@ -294,7 +293,7 @@ def _execute_one(request, args) -> int:
     from bench.record.store import append_row
 
     sha, dirty = git_state()
-    row = execute(request, {"git_sha": sha, "git_dirty": dirty, "launcher": "run-one"}, say=print)
+    row = execute(spec, {"git_sha": sha, "git_dirty": dirty, "launcher": "run-one"}, say=print)
     trace = row.pop("traceback", "")
     if row.pop("expected", True) is False or args.debug:
         print(trace, file=sys.stderr, end="")

@@ -34,7 +34,7 @@ from bench.backbones import load_backbone
 from bench.config.grids import Budget, Variant
 from bench.execute.data import Encoded, encode_split
 from bench.execute.loop import run_one, seed_everything
-from bench.plan import RunSpec
+from bench.plan import RunSpec, prime_task
 from bench.tasks import TaskData, load_task
 
 BACKBONE = "random-bert-small"
@@ -131,7 +131,8 @@ class PlainReference:
 
 def harness_run(method: str, task: TaskData) -> tuple[float, float]:
     """(train seconds, eval seconds) of one real run of ``method`` on the fixed job."""
-    spec = RunSpec(grid="loop-benchmark", task=task, backbone=BACKBONE, variant=Variant(method), seed=SEED,
+    prime_task(task, None)
+    spec = RunSpec(grid="loop-benchmark", task=task.name, backbone=BACKBONE, variant=Variant(method), seed=SEED,
                    budget=BUDGET, threads=THREADS, progress=False)
     row = run_one(spec, say=lambda _: None)
     return float(row["train_s"]), row["n_eval"] / float(row["eval_samples_per_s"])

@@ -24,7 +24,6 @@ from bench.cache import MANIFEST
 from bench.config.grids import BUDGETS, Variant
 from bench.execute.loop import build_model
 from bench.plan import RunSpec
-from bench.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "minilm-l3"
@@ -56,7 +55,7 @@ def leftovers(cache: Path) -> list[str]:
 
 
 def test_cold_and_warm_cache_give_bit_identical_models(cache) -> None:
-    spec = RunSpec("test", load_task("synthetic"), NAME, Variant("prompt"), 0, BUDGETS["smoke"])
+    spec = RunSpec("test", "synthetic", NAME, Variant("prompt"), 0, BUDGETS["smoke"])
     cold, _ = build_model(spec)  # converts the ONNX file: constructs a randomly initialised BertModel
     assert (cache / NAME / MANIFEST).is_file()
     warm, _ = build_model(spec)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +19,7 @@ from methods.settings import CONSTANT, LINEAR_DECAY, TrainingSettings
 
 
 def spec(method: str, budget: str = "default", **overrides) -> RunSpec:
-    return RunSpec("g", SimpleNamespace(name="mr"), "minilm-l6", Variant(method, overrides), 0, BUDGETS[budget])
+    return RunSpec("g", "mr", "minilm-l6", Variant(method, overrides), 0, BUDGETS[budget])
 
 
 def test_a_run_resolves_method_defaults_then_budget_then_overrides_then_the_epoch_cap() -> None:

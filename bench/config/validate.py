@@ -1,7 +1,7 @@
 """The check of a whole grid before anything runs: its budget, every variant's method and settings, and
 that it has something to run, every problem listed at once. A grid file's own structure (keys, types,
 names) is checked when it is read (``bench.config.grid_files.load_grid_file``), ``run-one``'s values in
-``bench.execute.unit.RunRequest``; all three ask the method registry the same question
+``bench.plan.RunSpec.from_json``; all three ask the method registry the same question
 (``MethodEntry.problems``), so a setting is accepted or refused alike wherever it is given."""
 
 from __future__ import annotations

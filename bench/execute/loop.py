@@ -72,7 +72,8 @@ class TrainingRun:
 
     def build(self) -> None:
         """Seed, load a fresh backbone and wrap it with the method; cap and encode the splits."""
-        spec, task, budget = self.spec, self.spec.task, self.spec.budget
+        spec, task, budget = self.spec, self.spec.task_data(), self.spec.budget
+        self.task = task
         self.model, tokenizer = build_model(spec)
         self.training = self.model.train_settings
         self.train_split, self.select_split = task.train.head(budget.train_cap), task.select.head(budget.select_cap)
@@ -159,7 +160,7 @@ class TrainingRun:
         with CpuLoadMeter() as self.meter:
             trainer.run(num_eval_batch_per_dl=-1, catch_KeyboardInterrupt=False)  # else a Ctrl-C ends training
         self.train_s = time.perf_counter() - self.train_start
-        num_labels = self.spec.task.num_labels
+        num_labels = self.task.num_labels
         diverged_above = DIVERGED_LOSS_FACTOR * math.log(num_labels)
         if self.losses.mean() > diverged_above:
             raise TrainingDiverged(f"last-epoch mean train loss {self.losses.mean():.4g} exceeds "
@@ -169,7 +170,7 @@ class TrainingRun:
     def evaluate(self) -> tuple[dict[str, float], dict[str, float], float]:
         """(last epoch's, selected epoch's) results on ``eval``, and the seconds of the latter evaluation."""
         eval_dl = eval_loader(self.eval_data, 64, self.pad_id)
-        num_labels = self.spec.task.num_labels
+        num_labels = self.task.num_labels
         last, eval_seconds = _evaluate(self.model, eval_dl, self.spec.device, num_labels)
         best = last  # when the last epoch is the selected one, the model already holds its state
         if self.keeper.best_state is not None and self.keeper.best_epoch != self.epochs:
@@ -179,7 +180,7 @@ class TrainingRun:
 
     def measured(self, last: dict[str, float], best: dict[str, float], eval_seconds: float) -> dict[str, Any]:
         """The row's measured part: accuracies, counts, speeds, times, memory, load and status."""
-        spec, task, timer, model, meter = self.spec, self.spec.task, self.timer, self.model, self.meter
+        spec, task, timer, model, meter = self.spec, self.task, self.timer, self.model, self.meter
         total = Segments.totals(self.segments.with_current(self.train_s, time.perf_counter() - self.run_start,
                                                            meter.other_s, meter.wall_s, peak_memory_mb(self.device)))
         tokens_run = timer.padded_tokens + timer.samples * model.extra_input_tokens()
@@ -254,7 +255,7 @@ def build_model(spec: RunSpec) -> tuple[Method, object]:
     seed_everything(spec.seed)
     loaded = load_backbone(spec.backbone)
     training, own = spec.settings()
-    model = METHODS[spec.variant.method].load()(loaded.model, spec.task.num_labels, own, training)
+    model = METHODS[spec.variant.method].load()(loaded.model, spec.task_data().num_labels, own, training)
     return model, loaded.tokenizer
 
 

@@ -143,7 +143,7 @@ def prepare(grid: Grid, results: Path, data_dir: str | None) -> tuple:
 
 
 def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, progress: bool = True,
-           say: Callable[[str], None] = print) -> list:
+           say: Callable[[str], None] = print, data_dir: str | None = None) -> list:
     """Every distinct run of the grid, backbones in size order, then methods, then seeds; a run named
     twice (a repeated seed, backbone or method) is kept once, with a note."""
     from bench.plan import RunSpec
@@ -154,7 +154,8 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
     for backbone in backbones:
         for variant in grid.variants:
             for seed in grid.seeds:
-                spec = RunSpec(grid.name, task, backbone, variant, seed, budget, device, threads, bucketing, progress)
+                spec = RunSpec(grid.name, task.name, backbone, variant, seed, budget, device, threads, bucketing,
+                               progress, data_dir)
                 rid = spec.run_id
                 if rid in seen:
                     continue
@@ -235,7 +236,7 @@ class Driver:
     def plan(self, progress: bool) -> list:
         """The grid's distinct runs, in run order (``expand``), counted as planned."""
         s = self.settings
-        specs = expand(self.grid, self.task, s.device, s.threads, s.bucketing, progress, self.say)
+        specs = expand(self.grid, self.task, s.device, s.threads, s.bucketing, progress, self.say, s.data_dir)
         self.outcome.planned = len(specs)
         return specs
 

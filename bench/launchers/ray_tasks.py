@@ -78,25 +78,25 @@ class RayOptions:
         return cls(values.get("ray_address"), retries)
 
 
-def _task(request: Any, context: dict[str, Any]) -> dict[str, Any]:
+def _task(spec: Any, context: dict[str, Any]) -> dict[str, Any]:
     """What a Ray worker runs: one run, its row back."""
     from bench.execute.unit import execute
 
-    label = f"{request.backbone} {request.label or request.method} {request.seed}"
+    label = f"{spec.backbone} {spec.variant.label or spec.variant.method} {spec.seed}"
     if os.environ.get(CRASH_HOOK) == label:
         once = os.environ.get(CRASH_ONCE)
         if not once or not Path(once).exists():
             if once:
                 Path(once).touch()
             os._exit(1)  # a dying worker, as an out-of-memory kill or a lost node would look
-    return execute(request, context, say=lambda _: None)
+    return execute(spec, context, say=lambda _: None)
 
 
-def _lost_row(request: Any, context: dict[str, Any], error: str) -> dict[str, Any]:
+def _lost_row(spec: Any, context: dict[str, Any], error: str) -> dict[str, Any]:
     """The row of a run whose worker or node died: what the driver knows, failed with the reason."""
     from bench.execute.unit import row_identity
 
-    return {**row_identity(request, request.spec(), context), "status": "failed", "error": error}
+    return {**row_identity(spec, context), "status": "failed", "error": error}
 
 
 def _check_client(address: str | None) -> None:
@@ -196,7 +196,7 @@ def run_grid_ray(grid: Grid, results: Path, device: str = "cpu", threads: int = 
 
 def run_ray(grid: Grid, results: Path, settings: RunSettings, options: RayOptions,
             say: Callable[[str], None] = print, progress_every_s: float = 30.0) -> GridOutcome:
-    from bench.execute.unit import prime_task
+    from bench.plan import prime_task
 
     ray = _ray()
     _check_client(options.address)
@@ -238,8 +238,6 @@ def run_ray(grid: Grid, results: Path, settings: RunSettings, options: RayOption
 
 def _submit_and_gather(ray, driver: Driver, options: RayOptions, pending: dict, progress_every_s: float) -> None:
     """Submit every run not recorded and not held elsewhere as a task, then record rows as tasks finish."""
-    from bench.execute.unit import RunRequest
-
     settings, outcome, say = driver.settings, driver.outcome, driver.say
     gpu = settings.device.startswith("cuda")
     remote = ray.remote(_task).options(num_cpus=0 if gpu else settings.threads, num_gpus=1 if gpu else 0,
@@ -263,8 +261,7 @@ def _submit_and_gather(ray, driver: Driver, options: RayOptions, pending: dict, 
             say(f"{label}: being run by another process; left to it")
             outcome.left_to_others += 1
             continue
-        request = RunRequest.from_spec(spec, settings.data_dir)
-        pending[remote.remote(request, context)] = (label, request, claim)
+        pending[remote.remote(spec, context)] = (label, spec, claim)
     if outcome.reused:
         say(f"{outcome.reused} run(s) already recorded, not run again (use --rerun to measure them)")
     say(f"{len(pending)} run(s) submitted")
@@ -272,9 +269,9 @@ def _submit_and_gather(ray, driver: Driver, options: RayOptions, pending: dict, 
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress_every_s)
         for ref in ready:
-            label, request, claim = pending.pop(ref)
+            label, spec, claim = pending.pop(ref)
             try:
-                row = _row_of(ray, ref, request, context, options.retries)
+                row = _row_of(ray, ref, spec, context, options.retries)
                 driver.record(row, label)
             finally:
                 claim.release()
@@ -285,15 +282,15 @@ def _submit_and_gather(ray, driver: Driver, options: RayOptions, pending: dict, 
             last_report = time.perf_counter()
 
 
-def _row_of(ray, ref: Any, request: Any, context: dict[str, Any], retries: int) -> dict[str, Any]:
+def _row_of(ray, ref: Any, spec: Any, context: dict[str, Any], retries: int) -> dict[str, Any]:
     """A finished task's row; a task that raised outside ``execute``, or whose worker died, as a failed row."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # an error outside execute(): report it as the run's
-        return _lost_row(request, context, f"{type(exc.cause).__name__}: {exc.cause}"[:400])
+        return _lost_row(spec, context, f"{type(exc.cause).__name__}: {exc.cause}"[:400])
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.RayError) as exc:
         tries = f" after {retries + 1} attempts" if retries else ""
-        return _lost_row(request, context, f"the Ray worker running it died{tries} ({type(exc).__name__}); it may "
+        return _lost_row(spec, context, f"the Ray worker running it died{tries} ({type(exc).__name__}); it may "
                                            "have run out of memory")
 
 

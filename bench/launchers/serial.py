@@ -64,7 +64,8 @@ def _run(driver: Driver, options: SerialOptions) -> None:
 
     from bench.config.grids import BUDGETS
     from bench.execute.checkpoint import remove as remove_checkpoint
-    from bench.execute.unit import RunRequest, execute, prime_task
+    from bench.execute.unit import execute
+    from bench.plan import prime_task
 
     grid, settings, say = driver.grid, driver.settings, driver.say
     say(f"grid {grid.name}: {driver.note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); "
@@ -98,7 +99,7 @@ def _run(driver: Driver, options: SerialOptions) -> None:
                 return True
             say(f"{label}: running ({driver.elapsed():.0f} s into the grid)")
             try:
-                row = execute(RunRequest.from_spec(spec, settings.data_dir), context, say=say)
+                row = execute(spec, context, say=say)
             except KeyboardInterrupt:
                 say(f"{label}: interrupted; not recorded, {_resume_note(spec, rid)}")
                 raise
