@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_report import make_row
+from fake_rows import make_row
 
 from bench.__main__ import main
 from bench.record.schema import SchemaError

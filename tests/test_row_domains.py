@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_report import make_row
+from fake_rows import make_row
 
 from bench.__main__ import main
 from bench.record import store as results_module
