@@ -173,6 +173,38 @@ def _history_rows(rows: list[dict[str, Any]], repeats: int) -> list[dict[str, An
              "repeats": repeats, **row} for row in rows]
 
 
+def _write_baseline(entries: list, here: dict, loop: dict, steps: dict | None, guard: dict, threads: int) -> None:
+    """This platform's baseline entry from this run's samples (``--update``)."""
+    parts: dict[str, Any] = {"threads": threads, "accuracy": guard,
+                             "loop": {k: [round(v, 5) for v in samples] for k, samples in loop.items()}}
+    if steps is not None:
+        parts["steps"] = {k: round(v, 4) for k, v in steps.items()}
+    baseline_file.save(entries, here, parts)
+    spread = max(max(s) / min(s) for s in loop.values())
+    print(f"baseline for {here['cpu']} written to {baseline_file.BASELINE}; "
+          f"largest spread of one workload's samples {spread:.3f}x")
+
+
+def _problems(entries: list, here: dict, loop: dict, steps: dict | None, guard: dict) -> tuple[list[str], list]:
+    """Every SPEED and ACCURACY problem of this run against the baseline, and the whole-loop rows compared."""
+    problems: list[str] = []
+    entry, same = baseline_file.pick(entries, here, "loop")
+    if entry is None:
+        problems.append("SPEED: the baseline has no whole-loop samples; python -m benchmarks.check --update")
+        rows = []
+    else:
+        found, rows = compare_loop(entry["loop"], loop, same)
+        problems += found
+    if steps is not None:
+        step_entry, _ = baseline_file.pick(entries, here, "steps")
+        if step_entry is not None:
+            problems += compare_steps(step_entry["steps"], steps)
+    acc_entry, _ = baseline_file.pick(entries, here, "accuracy")
+    if acc_entry is not None:
+        problems += compare_accuracy(acc_entry["accuracy"], guard, exact=acc_entry["platform"] == here)
+    return problems, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from benchmarks import history
     from benchmarks.loop import THREADS, measure
@@ -208,31 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"measured in {time.perf_counter() - start:.0f} s")
 
     if args.update:
-        parts: dict[str, Any] = {"threads": THREADS, "accuracy": guard,
-                                 "loop": {k: [round(v, 5) for v in samples] for k, samples in loop.items()}}
-        if steps is not None:
-            parts["steps"] = {k: round(v, 4) for k, v in steps.items()}
-        baseline_file.save(entries, here, parts)
-        spread = max(max(s) / min(s) for s in loop.values())
-        print(f"baseline for {here['cpu']} written to {baseline_file.BASELINE}; "
-              f"largest spread of one workload's samples {spread:.3f}x")
+        _write_baseline(entries, here, loop, steps, guard, THREADS)
         return 0
-
-    problems: list[str] = []
-    entry, same = baseline_file.pick(entries, here, "loop")
-    if entry is None:
-        problems.append("SPEED: the baseline has no whole-loop samples; python -m benchmarks.check --update")
-        rows = []
-    else:
-        found, rows = compare_loop(entry["loop"], loop, same)
-        problems += found
-    if steps is not None:
-        step_entry, _ = baseline_file.pick(entries, here, "steps")
-        if step_entry is not None:
-            problems += compare_steps(step_entry["steps"], steps)
-    acc_entry, _ = baseline_file.pick(entries, here, "accuracy")
-    if acc_entry is not None:
-        problems += compare_accuracy(acc_entry["accuracy"], guard, exact=acc_entry["platform"] == here)
+    problems, rows = _problems(entries, here, loop, steps, guard)
     if args.record and rows:
         history.append(_history_rows(rows, repeats))
         print(f"ratios appended to {history.HISTORY}")

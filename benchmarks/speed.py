@@ -109,6 +109,59 @@ def _eval_pass(model, loader) -> float:
     return time.perf_counter() - start
 
 
+def _time_epochs(model, data, eval_data, pad: int, repeats: int) -> tuple[dict[str, list[float]], dict]:
+    """Per repeat, interleaved: a plain and a fastNLP epoch on identical batches (order alternating), bucketed
+    and random batches, sorted and random evaluation. Returns the seconds of each and the shared work's."""
+    lr = 1e-6  # tiny: the model barely moves between repeats, so each epoch does the same work
+    times: dict[str, list[float]] = {k: [] for k in ("plain", "fastnlp", "bucketed", "random", "eval_sorted",
+                                                     "eval_random")}
+    work: dict[str, list[float]] = {"plain": [], "fastnlp": []}
+    _plain_epoch(model, train_loader(data, 32, 0, pad), lr)  # warm-up
+    for repeat in range(repeats):
+        # same seed: identical batches for the plain and the fastNLP epoch
+        pair = [("plain", _plain_epoch), ("fastnlp", _fastnlp_epoch)]
+        for name, run in pair if repeat % 2 == 0 else pair[::-1]:
+            epoch_s, work_s = run(model, train_loader(data, 32, repeat, pad), lr)
+            times[name].append(epoch_s)
+            work[name].append(work_s)
+        for name, bucketing in (("bucketed", True), ("random", False)):
+            times[name].append(_plain_epoch(model, train_loader(data, 32, repeat, pad, bucketing), lr)[0])
+        times["eval_sorted"].append(_eval_pass(model, eval_loader(eval_data, 64, pad)))
+        random_eval = train_loader(eval_data, 64, repeat, pad, bucketing=False)
+        times["eval_random"].append(_eval_pass(model, random_eval))
+        print(f"repeat {repeat + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              flush=True)
+    return times, work
+
+
+def _figures(args: argparse.Namespace, times: dict[str, list[float]], work: dict[str, list[float]]) -> dict:
+    """Medians and paired ratios of the timed epochs (what ``--json`` writes)."""
+    median = {k: statistics.median(v) for k, v in times.items()}
+
+    def paired(a: str, b: str) -> float:
+        """Median over repeats of a/b measured back to back: drift between repeats cancels."""
+        return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
+    # the loop's own seconds (epoch minus shared work); fastNLP's minus plain's, as a share of a plain epoch
+    own_seconds = {k: [t - w for t, w in zip(times[k], work[k], strict=True)] for k in work}
+    own_overhead = [(f - p) / t for f, p, t in zip(own_seconds["fastnlp"], own_seconds["plain"], times["plain"],
+                                                   strict=True)]
+    return {
+        "backbone": args.backbone, "method": args.method, "threads": args.threads, "repeats": args.repeats,
+        "examples": args.examples, "torch": torch.__version__,
+        "fastnlp_overhead_pct": round(100 * (paired("fastnlp", "plain") - 1), 2),
+        "fastnlp_overhead_pct_per_repeat": [round(100 * (x / y - 1), 2)
+                                            for x, y in zip(times["fastnlp"], times["plain"], strict=True)],
+        "fastnlp_own_overhead_pct": round(100 * statistics.median(own_overhead), 2),
+        "fastnlp_own_overhead_pct_per_repeat": [round(100 * x, 2) for x in own_overhead],
+        "loop_own_seconds_median": {k: round(statistics.median(own_seconds[k]), 3) for k in work},
+        "bucketing_speedup": round(paired("random", "bucketed"), 3),
+        "sorted_eval_speedup": round(paired("eval_random", "eval_sorted"), 3),
+        "median_seconds": {k: round(v, 3) for k, v in median.items()},
+        "matmul_peak_gflops": round(matmul_peak_flops(torch.device("cpu")) / 1e9, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="minilm-l3")
@@ -125,50 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     pad = tokenizer.pad_token_id or 0
     data = encode_split(tokenizer, task.train.head(args.examples), 64)
     eval_data = encode_split(tokenizer, task.eval, 64)
-    lr = 1e-6  # tiny: the model barely moves between repeats, so each epoch does the same work
-
-    times: dict[str, list[float]] = {k: [] for k in ("plain", "fastnlp", "bucketed", "random", "eval_sorted",
-                                                     "eval_random")}
-    work: dict[str, list[float]] = {"plain": [], "fastnlp": []}
-    _plain_epoch(model, train_loader(data, 32, 0, pad), lr)  # warm-up
-    for repeat in range(args.repeats):
-        # same seed: identical batches for the plain and the fastNLP epoch
-        pair = [("plain", _plain_epoch), ("fastnlp", _fastnlp_epoch)]
-        for name, run in pair if repeat % 2 == 0 else pair[::-1]:
-            epoch_s, work_s = run(model, train_loader(data, 32, repeat, pad), lr)
-            times[name].append(epoch_s)
-            work[name].append(work_s)
-        for name, bucketing in (("bucketed", True), ("random", False)):
-            times[name].append(_plain_epoch(model, train_loader(data, 32, repeat, pad, bucketing), lr)[0])
-        times["eval_sorted"].append(_eval_pass(model, eval_loader(eval_data, 64, pad)))
-        random_eval = train_loader(eval_data, 64, repeat, pad, bucketing=False)
-        times["eval_random"].append(_eval_pass(model, random_eval))
-        print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-              flush=True)
-    median = {k: statistics.median(v) for k, v in times.items()}
-
-    def paired(a: str, b: str) -> float:
-        """Median over repeats of a/b measured back to back: drift between repeats cancels."""
-        return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
-
-    # the loop's own seconds (epoch minus shared work); fastNLP's minus plain's, as a share of a plain epoch
-    own_seconds = {k: [t - w for t, w in zip(times[k], work[k], strict=True)] for k in work}
-    own_overhead = [(f - p) / t for f, p, t in zip(own_seconds["fastnlp"], own_seconds["plain"], times["plain"],
-                                                   strict=True)]
-    figures = {
-        "backbone": args.backbone, "method": args.method, "threads": args.threads, "repeats": args.repeats,
-        "examples": args.examples, "torch": torch.__version__,
-        "fastnlp_overhead_pct": round(100 * (paired("fastnlp", "plain") - 1), 2),
-        "fastnlp_overhead_pct_per_repeat": [round(100 * (x / y - 1), 2)
-                                            for x, y in zip(times["fastnlp"], times["plain"], strict=True)],
-        "fastnlp_own_overhead_pct": round(100 * statistics.median(own_overhead), 2),
-        "fastnlp_own_overhead_pct_per_repeat": [round(100 * x, 2) for x in own_overhead],
-        "loop_own_seconds_median": {k: round(statistics.median(own_seconds[k]), 3) for k in work},
-        "bucketing_speedup": round(paired("random", "bucketed"), 3),
-        "sorted_eval_speedup": round(paired("eval_random", "eval_sorted"), 3),
-        "median_seconds": {k: round(v, 3) for k, v in median.items()},
-        "matmul_peak_gflops": round(matmul_peak_flops(torch.device("cpu")) / 1e9, 1),
-    }
+    figures = _figures(args, *_time_epochs(model, data, eval_data, pad, args.repeats))
     print(json.dumps(figures, indent=2))
     if args.json:
         with open(args.json, "w") as handle:
