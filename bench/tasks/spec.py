@@ -3,6 +3,7 @@ error kind, and the fixed seed and size of the carved ``select`` split."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -42,3 +43,13 @@ SPLIT_SEED = 1234  # fixed: splits never depend on the run seed
 
 
 SELECT_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Source:
+    """A task's source: each module of ``bench.tasks`` that loads a task defines one as ``SOURCE``; the
+    registry finds it, so a task from a new corpus is one file."""
+
+    name: str
+    description: str
+    load: Callable[[str | None], TaskData]  # the data folder (``--data-dir``), for tasks that read one

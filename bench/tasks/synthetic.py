@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from bench.tasks.spec import SPLIT_SEED, TaskData
+from bench.tasks.spec import SPLIT_SEED, Source, TaskData
 from bench.tasks.splits import _stratified
 
 DESCRIPTION = "generated sentences, label = dominant sentiment-word class (tests only)"
@@ -38,3 +38,6 @@ def _load_synthetic(n: int = 1200) -> TaskData:
         labels.append(label)
     eval_split, select, train = _stratified(texts, labels, [200, 200], SPLIT_SEED)
     return TaskData("synthetic", DESCRIPTION, 2, train, select, eval_split)
+
+
+SOURCE = Source("synthetic", DESCRIPTION, lambda data_dir: _load_synthetic())
