@@ -70,7 +70,8 @@ def _grid_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--methods", type=_csv_list, help="comma-separated subset of the grid's methods")
     parser.add_argument("--backbones", type=_csv_list, help="comma-separated backbones or local directories")
     parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
-    parser.add_argument("--task", help=f"auto, {', '.join(TASKS)} (default: the grid's)")
+    parser.add_argument("--task", help=f"auto, {', '.join(TASKS)}, or a path to a .toml task file (default: the "
+                                       "grid's; docs/backbones-and-tasks.md#task-files)")
     parser.add_argument("--budget", help=f"one of: {', '.join(BUDGETS)} (default: the grid's)")
     parser.add_argument("--threads", type=int, default=available_cores(),
                         help="torch threads (default: the cores this process may use; a busy shared machine "

@@ -16,7 +16,7 @@ from bench import IDENTITY_VERSION
 from bench.config.grids import BUDGETS, SEED_RANGE, Budget, GridError, Variant, valid_seed
 from bench.file_kinds import special_kind
 from bench.record.schema import run_id
-from bench.tasks import TaskData
+from bench.tasks import TaskData, task_identity
 from methods import METHODS
 from methods.settings import Settings, TrainingSettings
 
@@ -52,9 +52,10 @@ JSON_DEFAULTS: dict[str, Any] = {"label": "", "overrides": {}, "device": "cpu", 
 _TASKS: dict[tuple[str, str | None], TaskData] = {}  # task data loaded once per process
 
 
-def prime_task(task: TaskData, data_dir: str | None) -> None:
-    """Use the caller's loaded ``task`` for runs naming it (no second load in this process)."""
-    _TASKS[(task.name, data_dir)] = task
+def prime_task(task: TaskData, data_dir: str | None, ref: str | None = None) -> None:
+    """Use the caller's loaded ``task`` for runs naming it (``ref``: a task file's path; default its name), so
+    this process does not load it twice."""
+    _TASKS[(ref or task.name, data_dir)] = task
 
 
 def device_type(device: str) -> str:
@@ -70,7 +71,7 @@ class RunSpec:
     both); the task's data is loaded where the run executes (``task_data``), once per process."""
 
     grid: str
-    task: str  # a task name (never "auto": the caller resolves it)
+    task: str  # a task name, or a task file's path (never "auto": the caller resolves it)
     backbone: str
     variant: Variant
     seed: int
@@ -115,7 +116,7 @@ class RunSpec:
 
     def identity(self) -> dict[str, Any]:
         """What defines the run: its row's run_id is the hash of this."""
-        return {"grid": self.grid, "task": self.task, "backbone": self.backbone,
+        return {"grid": self.grid, **task_identity(self.task), "backbone": self.backbone,
                 "method": self.variant.name, "seed": self.seed, "budget": self.budget.name,
                 "hparams": self.hparams(), "device": device_type(self.device),
                 "schema_version": IDENTITY_VERSION}

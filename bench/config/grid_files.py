@@ -7,7 +7,7 @@ tables map one-to-one onto methods. A grid file::
     description = "what this grid asks"
     backbones = ["minilm-l6", "/path/to/a/saved/model"]
     seeds = [0, 1, 2]
-    task = "mr"              # auto, mr, sst2, synthetic
+    task = "mr"              # auto, mr, sst2, synthetic, or a task file (relative to this file)
     budget = "default"       # default, full, smoke
     reference = "finetune"   # the method the report compares against ("" for none)
 
@@ -47,7 +47,7 @@ from bench.registry import LazyRegistry, Registry
 GRIDS_DIR = Path(__file__).resolve().parents[2] / "grids"
 MAX_RUNS = 10_000  # a grid of more runs is refused unless --max-runs raises this (a typo'd sweep, not a plan)
 TOP_KEYS = {"description": "a string", "backbones": "a list of backbone names or model folders",
-            "seeds": f"a list of {SEED_RANGE}", "task": "a task name", "budget": "a budget name",
+            "seeds": f"a list of {SEED_RANGE}", "task": "a task name or a .toml task file", "budget": "a budget name",
             "reference": "a method label of this grid, or \"\"", "methods": "a table of method tables"}
 
 
@@ -71,7 +71,7 @@ def _problems_of(data: dict[str, Any]) -> list[str]:
     if not isinstance(seeds, list) or not seeds or not all(valid_seed(s) for s in seeds):
         problems.append(f"seeds: must be a non-empty list of {SEED_RANGE}, got {seeds!r}")
     task = data.get("task", "auto")
-    if task != "auto" and task not in TASKS:
+    if task != "auto" and task not in TASKS and not (isinstance(task, str) and task.endswith(".toml")):
         problems.append(f"task: {TASKS.unknown(task)}")
     budget = data.get("budget", "default")
     if budget not in BUDGETS:
@@ -179,9 +179,11 @@ def load_grid_file(path: Path) -> Grid:
     variants = tuple(Variant(table.get("method", label), {k: v for k, v in table.items() if k != "method"},
                              "" if table.get("method", label) == label else label)
                      for label, table in data["methods"].items())
+    task = data.get("task", "auto")
+    if task.endswith(".toml"):  # a task file, relative to the grid file's folder
+        task = str((path.parent / task).resolve())
     return Grid(path.stem, data.get("description", ""), variants, tuple(data["backbones"]),
-                tuple(data.get("seeds", [0])), data.get("task", "auto"), data.get("budget", "default"),
-                data.get("reference", ""))
+                tuple(data.get("seeds", [0])), task, data.get("budget", "default"), data.get("reference", ""))
 
 
 # The built-in grids, by file name; each file is read when a command first names it, so a broken one breaks

@@ -124,4 +124,11 @@ def narrow(grid: Grid, methods: list[str] | None = None, backbones: list[str] | 
     return replace(grid, variants=tuple(variants),
                    backbones=tuple(backbones) if backbones is not None else grid.backbones,
                    seeds=tuple(seeds) if seeds is not None else grid.seeds,
-                   task=task or grid.task, budget=budget or grid.budget)
+                   task=_task_ref(task) if task else grid.task, budget=budget or grid.budget)
+
+
+def _task_ref(task: str) -> str:
+    """A registered task's name as given; a task file's path made absolute (a run names it wherever it runs)."""
+    from pathlib import Path
+
+    return str(Path(task).resolve()) if task.endswith(".toml") else task

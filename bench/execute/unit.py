@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.plan import RunSpec, hparams_json
 from bench.record.schema import SCHEMA_VERSION
+from bench.tasks import task_name
 
 _PEAKS: dict[tuple[str, int, str], float] = {}  # matmul peak per (device, threads, precision), once per process
 
@@ -57,7 +58,7 @@ def row_identity(spec: RunSpec, context: dict[str, Any]) -> dict[str, Any]:
     worker died."""
     return {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "grid": spec.grid,
-            "task": spec.task, "backbone": spec.backbone, "method": spec.variant.name, "seed": spec.seed,
+            "task": task_name(spec.task), "backbone": spec.backbone, "method": spec.variant.name, "seed": spec.seed,
             "budget": spec.budget.name, "hparams": hparams_json(spec), "git_sha": context.get("git_sha", ""),
             "git_dirty": context.get("git_dirty", ""), "device": spec.device, "threads": spec.threads,
             "launcher": context.get("launcher", "serial")}

@@ -149,12 +149,13 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
     from bench.plan import RunSpec
 
     budget = BUDGETS[grid.budget]
+    task_ref = task.name if grid.task == "auto" else grid.task  # a task file by its path
     backbones = sorted(dict.fromkeys(grid.backbones), key=lambda b: backbone_spec(b).approx_params)
     specs, seen = [], set()
     for backbone in backbones:
         for variant in grid.variants:
             for seed in grid.seeds:
-                spec = RunSpec(grid.name, task.name, backbone, variant, seed, budget, device, threads, bucketing,
+                spec = RunSpec(grid.name, task_ref, backbone, variant, seed, budget, device, threads, bucketing,
                                progress, data_dir)
                 rid = spec.run_id
                 if rid in seen:
@@ -214,6 +215,7 @@ class Driver:
                  say: Callable[[str], None] = print):
         self.grid, self.results, self.settings, self.launcher, self.echo = grid, results, settings, launcher, say
         self.task, self.note = prepare(grid, results, settings.data_dir)
+        self.task_ref = self.task.name if grid.task == "auto" else grid.task  # what each RunSpec names
         self.log: RunLog | None = None
         self.outcome = GridOutcome(grid.name, results)
         self.started = time.perf_counter()

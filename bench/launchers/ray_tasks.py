@@ -201,7 +201,7 @@ def run_ray(grid: Grid, results: Path, settings: RunSettings, options: RayOption
     ray = _ray()
     _check_client(options.address)
     driver = Driver(grid, results, settings, "ray", say)
-    prime_task(driver.task, settings.data_dir)
+    prime_task(driver.task, settings.data_dir, driver.task_ref)
     started_here = not ray.is_initialized()
     if started_here:
         _check_reachable(options.address)

@@ -71,7 +71,7 @@ def _run(driver: Driver, options: SerialOptions) -> None:
     say(f"grid {grid.name}: {driver.note}; budget {grid.budget} ({BUDGETS[grid.budget].describe()}); "
         f"log {driver.log.path}")
     torch.set_num_threads(settings.threads)
-    prime_task(driver.task, settings.data_dir)
+    prime_task(driver.task, settings.data_dir, driver.task_ref)
     specs = driver.plan(settings.progress)
     if options.checkpoint_every_s is not None:
         folder = str(driver.results.parent / CHECKPOINTS)

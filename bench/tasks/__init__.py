@@ -29,16 +29,18 @@ import pkgutil
 from pathlib import Path
 
 from bench.registry import Registry
+from bench.tasks.files import identity as file_identity
+from bench.tasks.files import is_task_file, load_task_file
 from bench.tasks.glue import _load_sst2
 from bench.tasks.mr import _load_mr, read_mr_csv
 from bench.tasks.spec import Source, Split, TaskData, TaskError
 from bench.tasks.splits import check_sizes
 from bench.tasks.synthetic import SYNTHETIC_WORDS
 
-__all__ = ["SYNTHETIC_WORDS", "TASKS", "Split", "TaskData", "TaskError", "check_sizes", "load_task",
-           "read_mr_csv", "resolve_task"]
+__all__ = ["SYNTHETIC_WORDS", "TASKS", "Split", "TaskData", "TaskError", "check_sizes", "is_task_file",
+           "load_task", "read_mr_csv", "resolve_task", "task_identity", "task_name"]
 
-SHARED = ("reading", "spec", "splits")  # modules of this package that are not a task's source
+SHARED = ("files", "reading", "spec", "splits")  # modules of this package that are not a registered task
 TASKS: Registry[str] = Registry("task", "auto (sst2 when it can be loaded, else mr)")  # name -> description
 _SOURCES: dict[str, Source] = {}
 
@@ -57,18 +59,32 @@ _discover()
 
 
 def load_task(name: str, data_dir: str | None = None) -> TaskData:
-    """Load a registered task by name; raises TaskError with the accepted names or the fix."""
+    """Load a registered task by name, or a task file by its path (``*.toml``); raises TaskError with the
+    accepted names or the fix."""
+    if is_task_file(name):
+        return load_task_file(name)
     if name not in _SOURCES:
         raise TaskError(TASKS.unknown(name))
     return _SOURCES[name].load(data_dir)
 
 
 def resolve_task(name: str, data_dir: str | None = None) -> tuple[TaskData, str]:
-    """Load ``name``; ``auto`` means SST-2 when it loads, else MR. Returns the data and a note saying
-    what was chosen and why (printed on the console)."""
+    """Load ``name`` (a registered task or a task file); ``auto`` means SST-2 when it loads, else MR.
+    Returns the data and a note saying what was chosen and why (printed on the console)."""
     if name != "auto":
         return load_task(name, data_dir), f"task: {name}"
     try:
         return _load_sst2(data_dir), "task auto -> sst2"
     except TaskError as exc:
         return _load_mr(), f"task auto -> mr (SST-2 unavailable: {exc})"
+
+
+def task_name(task: str) -> str:
+    """The name rows and reports give a task: a registered name as it is, a task file's name without
+    its folder and ``.toml``."""
+    return Path(task).name.removesuffix(".toml") if is_task_file(task) else task
+
+
+def task_identity(task: str) -> dict[str, str]:
+    """What the task adds to a run's identity: its name; for a task file also a digest of it and its data."""
+    return file_identity(task) if is_task_file(task) else {"task": task}
