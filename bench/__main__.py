@@ -154,6 +154,7 @@ def _list() -> None:
     print(f"  {'auto':17} sst2 when it can be loaded, else mr")
     for name, text in TASKS.items():
         print(f"  {name:17} {text}")
+    print("  (or a .toml task file of your own data: docs/backbones-and-tasks.md#task-files)")
 
 
 def check_device(device: str) -> None:

@@ -93,7 +93,8 @@ def test_hub_backbone_fails_fast_offline(tmp_path, monkeypatch) -> None:
 def test_list_shows_every_grid_and_method(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in list(GRIDS) + ["finetune", "prompt", "prefix", "minilm-l3", "mpnet-base", "mr", "sst2"]:
+    expected = ["finetune", "prompt", "prefix", "minilm-l3", "mpnet-base", "mr", "sst2", ".toml task file"]
+    for name in list(GRIDS) + expected:
         assert name in out
 
 
