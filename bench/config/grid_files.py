@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.grids import BUDGETS, SEED_RANGE, Grid, GridError, Variant, valid_seed
-from bench.file_kinds import special_kind
+from bench.file_kinds import read_toml, special_kind
 from bench.registry import LazyRegistry, Registry
 
 GRIDS_DIR = Path(__file__).resolve().parents[2] / "grids"
@@ -163,16 +163,8 @@ def expand_sweeps(grid: Grid, max_runs: int = MAX_RUNS) -> Grid:
 def load_grid_file(path: Path) -> Grid:
     """The grid in TOML file ``path`` (named after the file); GridError listing every problem."""
     path = Path(path)
-    kind = special_kind(path)
-    if kind:
-        raise GridError(f"grid file {path} is {kind}, not a file; accepted: a .toml grid file, or a built-in grid's "
-                        "name (python -m bench list)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GridError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise GridError(f"grid file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "grid file", "a .toml grid file, or a built-in grid's name (python -m bench list)",
+                     GridError)
     problems = _problems_of(data)
     if problems:
         raise GridError(f"grid file {path} has {len(problems)} problem(s), nothing was run: " + "; ".join(problems))

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.file_kinds import special_kind
+from bench.file_kinds import read_toml, special_kind
 from bench.tasks.reading import _fail, _not_utf8, _plural, _some, _validated
 from bench.tasks.spec import SELECT_SIZE, TaskData, TaskError
 from bench.tasks.splits import _carve, _whole
@@ -141,17 +140,9 @@ def _format_of(path: Path) -> str | None:
 def read_task_file(path: Path | str) -> TaskFile:
     """The task file at ``path``, checked; TaskError listing every problem, naming the file."""
     path = Path(path)
-    kind = special_kind(path)
-    if kind:
-        raise TaskError(f"task file {path} is {kind}; accepted: a .toml task file")
-    if not path.is_file():
+    if not special_kind(path) and not path.is_file():
         raise TaskError(f"task file {path} does not exist; accepted: a .toml task file, or a registered task")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TaskError(f"cannot read task file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TaskError(f"task file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "task file", "a .toml task file", TaskError)
     folder = path.parent
     problems = _problems(data, folder)
     if problems:
