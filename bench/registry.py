@@ -8,8 +8,12 @@ C`` (plus what else the kind accepts, such as a local model folder). It imports 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Generic, TypeVar
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -63,35 +67,30 @@ class Registry(Mapping[str, T], Generic[T]):
 
 class LazyRegistry(Registry[T]):
     """A registry whose entries are named up front and loaded on first use, each once: a broken entry (a grid
-    file with a typo) breaks only the commands that use it, never ``report``, ``migrate`` or ``--help``."""
+    file with a typo) breaks only the commands that use it, never ``report``, ``migrate`` or ``--help``.
+    Names, order, duplicates and unknown names are the base registry's; only the loading is added."""
 
     def __init__(self, kind: str, names: Iterable[str], load: Callable[[str], T], also_accepted: str = ""):
         super().__init__(kind, also_accepted)
-        self._names = list(dict.fromkeys(names))
         self._load = load
-
-    def add(self, name: str, entry: T) -> T:
-        if name in self._names:
-            raise ValueError(f"{self.kind} '{name}' is registered twice")
-        self._names.append(name)
-        self._entries[name] = entry
-        return entry
+        for name in dict.fromkeys(names):
+            self._entries[name] = _NOT_LOADED
 
     def __getitem__(self, name: str) -> T:
-        if name not in self:
-            raise UnknownName(self.unknown(name))
-        if name not in self._entries:
-            self._entries[name] = self._load(name)
-        return self._entries[name]
+        entry = super().__getitem__(name)
+        if entry is _NOT_LOADED:
+            entry = self._entries[name] = self._load(name)
+        return entry
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
 
-    def __len__(self) -> int:
-        return len(self._names)
+_NOT_LOADED: Any = object()  # a LazyRegistry entry not read yet
 
-    def __contains__(self, name: object) -> bool:
-        try:
-            return name in self._names
-        except TypeError:
-            return False
+
+def submodules(package_file: str, package: str, packages: bool = False, skip: Iterable[str] = ()) -> list[ModuleType]:
+    """The modules of the package ``package`` (the folder holding ``package_file``, any of its files), imported
+    in name order: its subpackages with ``packages``, else its plain modules but those in ``skip``. How the
+    method, launcher and task registries find their entries, so adding one never edits a shared list."""
+    skipped = set(skip)
+    found = sorted(pkgutil.iter_modules([str(Path(package_file).parent)]), key=lambda m: m.name)
+    return [importlib.import_module(f"{package}.{m.name}") for m in found
+            if m.ispkg == packages and m.name not in skipped]

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import pkgutil
-from pathlib import Path
 from typing import Any
 
-from bench.registry import Registry
+from bench.registry import Registry, submodules
 from methods.settings import NoSettings, PeftSettings, Settings, TrainingSettings
 
 
@@ -93,7 +91,4 @@ def declare_peft(name: str, description: str, settings: type[PeftSettings],
 def discover() -> None:
     """Import every method folder of this package (``methods/<name>/__init__.py`` declares it), in name
     order; a folder imported before is not imported twice."""
-    folder = Path(__file__).parent
-    for module in sorted(pkgutil.iter_modules([str(folder)]), key=lambda m: m.name):
-        if module.ispkg:
-            importlib.import_module(f"{__package__}.{module.name}")
+    submodules(__file__, __package__, packages=True)

@@ -12,14 +12,11 @@ finds every such module, so adding a launcher is one file: ``--launcher NAME``, 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.registry import Registry
+from bench.registry import Registry, submodules
 
 SHARED = ("driver", "log")  # modules of this package that are not launchers
 
@@ -69,12 +66,9 @@ LAUNCHERS: Registry[Launcher] = Registry("launcher")
 
 def discover() -> None:
     """Import every launcher module of this package (each defines ``LAUNCHER``), in name order."""
-    for module in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        if module.name in SHARED or module.ispkg:
-            continue
-        launcher = importlib.import_module(f"{__name__}.{module.name}").LAUNCHER
-        if launcher.name not in LAUNCHERS:
-            LAUNCHERS.add(launcher.name, launcher)
+    for module in submodules(__file__, __name__, skip=SHARED):
+        if module.LAUNCHER.name not in LAUNCHERS:
+            LAUNCHERS.add(module.LAUNCHER.name, module.LAUNCHER)
 
 
 discover()

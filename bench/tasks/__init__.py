@@ -24,11 +24,9 @@ a budget's caps). Each problem is a one-line ``TaskError`` naming the file and l
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
-from bench.registry import Registry
+from bench.registry import Registry, submodules
 from bench.tasks.files import identity as file_identity
 from bench.tasks.files import is_task_file, load_task_file
 from bench.tasks.glue import _load_sst2
@@ -47,12 +45,9 @@ _SOURCES: dict[str, Source] = {}
 
 def _discover() -> None:
     """Register the ``SOURCE`` of every other module of this package, in module-name order."""
-    for module in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        if module.name in SHARED or module.ispkg:
-            continue
-        source = importlib.import_module(f"{__name__}.{module.name}").SOURCE
-        TASKS.add(source.name, source.description)
-        _SOURCES[source.name] = source
+    for module in submodules(__file__, __name__, skip=SHARED):
+        TASKS.add(module.SOURCE.name, module.SOURCE.description)
+        _SOURCES[module.SOURCE.name] = module.SOURCE
 
 
 _discover()
