@@ -142,6 +142,12 @@ def prepare(grid: Grid, results: Path, data_dir: str | None) -> tuple:
     return task, note
 
 
+def task_ref(grid: Grid, task) -> str:
+    """What each of the grid's runs names as its task: the grid's (a registered name, or a task file by its
+    path), or for ``auto`` the task it resolved to."""
+    return task.name if grid.task == "auto" else grid.task
+
+
 def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, progress: bool = True,
            say: Callable[[str], None] = print, data_dir: str | None = None) -> list:
     """Every distinct run of the grid, backbones in size order, then methods, then seeds; a run named
@@ -149,13 +155,13 @@ def expand(grid: Grid, task, device: str, threads: int, bucketing: bool = True, 
     from bench.plan import RunSpec
 
     budget = BUDGETS[grid.budget]
-    task_ref = task.name if grid.task == "auto" else grid.task  # a task file by its path
+    ref = task_ref(grid, task)
     backbones = sorted(dict.fromkeys(grid.backbones), key=lambda b: backbone_spec(b).approx_params)
     specs, seen = [], set()
     for backbone in backbones:
         for variant in grid.variants:
             for seed in grid.seeds:
-                spec = RunSpec(grid.name, task_ref, backbone, variant, seed, budget, device, threads, bucketing,
+                spec = RunSpec(grid.name, ref, backbone, variant, seed, budget, device, threads, bucketing,
                                progress, data_dir)
                 rid = spec.run_id
                 if rid in seen:
@@ -215,7 +221,7 @@ class Driver:
                  say: Callable[[str], None] = print):
         self.grid, self.results, self.settings, self.launcher, self.echo = grid, results, settings, launcher, say
         self.task, self.note = prepare(grid, results, settings.data_dir)
-        self.task_ref = self.task.name if grid.task == "auto" else grid.task  # what each RunSpec names
+        self.task_ref = task_ref(grid, self.task)
         self.log: RunLog | None = None
         self.outcome = GridOutcome(grid.name, results)
         self.started = time.perf_counter()
