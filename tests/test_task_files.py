@@ -191,3 +191,21 @@ def test_a_grid_file_names_a_task_file_relative_to_itself(tmp_path) -> None:
     grid = get_grid(str(grid_path))
     assert grid.task == str((tmp_path / "g" / "my-task.toml").resolve())
     assert len(load_task(grid.task).eval) == 24
+
+
+def test_a_save_to_disk_folder_rewritten_in_place_is_a_new_identity(tmp_path) -> None:
+    """The digest follows each file inside a data folder, so a folder rewritten in place within one process
+    (its own size and time may stay) is seen as changed."""
+    import shutil
+
+    import datasets
+
+    rows = reviews(90)
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "data"))
+    path = task_file(tmp_path, CSV_TASK.replace('"reviews.csv"', '"data"'))
+    before = task_identity(str(path))
+    rows[0]["review"] = "a different first review"
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "again"))
+    for member in (tmp_path / "again").iterdir():
+        shutil.copy(member, tmp_path / "data" / member.name)
+    assert task_identity(str(path)) != before and task_identity(str(path))["task"] == "my-task"

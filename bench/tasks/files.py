@@ -235,24 +235,29 @@ def load_task_file(path: Path | str) -> TaskData:
     return TaskData(task.name, task.description, n, train, select, eval_split)
 
 
+def _members(file: Path) -> list[Path]:
+    """The files a data path holds: itself, or every file of a save_to_disk folder, in name order."""
+    return sorted(p for p in file.rglob("*") if p.is_file()) if file.is_dir() else [file]
+
+
 @functools.lru_cache(maxsize=64)
-def _digest(path: str, stamp: tuple) -> str:
-    task = read_task_file(path)
-    digest = hashlib.sha256(Path(path).read_bytes())
-    for key, file in sorted(task.files.items()):
-        members = sorted(p for p in file.rglob("*") if p.is_file()) if file.is_dir() else [file]
-        for member in members:
-            digest.update(f"\0{key}\0{member.relative_to(file.parent)}\0".encode())
-            with member.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+def _digest(stamps: tuple[tuple[str, str, int, int], ...]) -> str:
+    """sha256 over ``(label, path, size, mtime)`` stamps' files: each file's label and bytes, in order. The
+    stamps are the cache key, so a file rewritten (new size or time) is read again."""
+    digest = hashlib.sha256()
+    for label, name, _, _ in stamps:
+        digest.update(f"\0{label}\0".encode())
+        with open(name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 
 def identity(path: str) -> dict[str, str]:
-    """What a task file adds to a run's identity: its name and a digest of the task file and every data file
-    it names (recomputed when a file's size or modification time changes)."""
+    """What a task file adds to a run's identity: its name and a digest of the task file and of every data
+    file it names (each file of a save_to_disk folder too), read again whenever one's size or time changes."""
     task = read_task_file(path)
-    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (task.path, *task.files.values()))
-    return {"task": task.name, "task_digest": _digest(str(Path(path)), stamp)}
-
+    labelled = [("task file", task.path)] + [(f"{key}/{member.relative_to(file.parent)}", member)
+                                            for key, file in sorted(task.files.items()) for member in _members(file)]
+    stamps = tuple((label, str(file), file.stat().st_size, file.stat().st_mtime_ns) for label, file in labelled)
+    return {"task": task.name, "task_digest": _digest(stamps)}
