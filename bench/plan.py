@@ -161,9 +161,10 @@ class RunSpec:
 
     def to_json(self) -> str:
         """The JSON form ``from_json`` reads: the variant and budget by their values and names."""
-        values = {name: getattr(self, name) for name in JSON_FIELDS if hasattr(self, name)}
-        values.update(method=self.variant.method, label=self.variant.label, overrides=dict(self.variant.overrides),
-                      budget=self.budget.name)
+        variant = {"method": self.variant.method, "label": self.variant.label,
+                   "overrides": dict(self.variant.overrides)}
+        values = {name: variant[name] if name in variant else getattr(self, name) for name in JSON_FIELDS}
+        values["budget"] = self.budget.name
         return json.dumps(values, sort_keys=True)
 
 

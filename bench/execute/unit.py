@@ -35,7 +35,8 @@ def execute(spec: RunSpec, context: dict[str, Any], say=print) -> dict[str, Any]
     from bench.record.provenance import accelerator_name, environment
 
     torch.set_num_threads(spec.threads)
-    spec = dataclasses.replace(spec, progress=bool(context.get("progress")))
+    if spec.progress != bool(context.get("progress")):  # a copy only when it differs: it hashes its identity anew
+        spec = dataclasses.replace(spec, progress=bool(context.get("progress")))
     precision = spec.settings()[0].precision
     peak_key = (spec.device, spec.threads, precision)
     if peak_key not in _PEAKS:
